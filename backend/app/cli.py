@@ -1,0 +1,92 @@
+"""``pipeline-backend``: run the service, or mint a development token.
+
+pipeline-backend serve                 # HOST, PORT, WORKERS from the environment/.env
+pipeline-backend token --sub alice --role agent --ttl 3600
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backend.app.auth import Role, mint_token
+from backend.app.settings import Settings, SettingsError, load_settings
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.app.logs import configure_logging
+
+    configure_logging(settings)
+    uvicorn.run(
+        "backend.app.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        ws="websockets-sansio",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        log_config=None,
+        server_header=False,
+    )
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    secret = args.secret or (
+        settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
+    )
+    if not secret:
+        print("token: set AUTH_JWT_SECRET (or pass --secret) to mint HS256 tokens", file=sys.stderr)
+        return 2
+    print(
+        mint_token(
+            secret,
+            args.sub,
+            Role(args.role),
+            args.ttl,
+            audience=settings.auth_audience,
+            issuer=settings.auth_issuer,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline-backend",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service under uvicorn")
+    serve.add_argument("--host", help="overrides HOST")
+    serve.add_argument("--port", type=int, help="overrides PORT")
+    serve.add_argument("--workers", type=int, help="overrides WORKERS")
+    serve.set_defaults(handler=_serve)
+
+    token = commands.add_parser("token", help="mint a development JWT (HS256)")
+    token.add_argument("--sub", required=True, help="the subject (user or agent id)")
+    token.add_argument("--role", choices=[r.value for r in Role], default=Role.USER.value)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.add_argument("--secret", help="overrides AUTH_JWT_SECRET")
+    token.set_defaults(handler=_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"pipeline-backend: {exc}", file=sys.stderr)
+        return 2
+    handler = args.handler
+    return int(handler(settings, args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

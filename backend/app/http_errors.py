@@ -1,0 +1,102 @@
+"""The contract's error envelope for every 4xx and 5xx answer.
+
+``{"error": {"code": "<snake_case>", "message": "<human text>"}}``: validation errors,
+404s, domain errors and unhandled exceptions alike. Internals never reach the client.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.app import errors
+
+log = structlog.get_logger(__name__)
+
+_STATUS: dict[type[errors.DomainError], int] = {
+    errors.InvalidInput: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.LimitExceeded: 429,
+    errors.Unavailable: 503,
+    errors.UpstreamFailed: 502,
+}
+
+
+def status_for(exc: errors.DomainError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in _STATUS:
+            return _STATUS[kind]
+    return 500
+
+
+def envelope(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    body.update(extra)
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _code_for_status(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+async def _domain(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.DomainError)
+    headers = None
+    if isinstance(exc, errors.LimitExceeded | errors.Unavailable):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, errors.Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return envelope(status_for(exc), exc.code, exc.message, headers)
+
+
+async def _http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such resource"
+    return envelope(
+        exc.status_code,
+        _code_for_status(exc.status_code),
+        message,
+        dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+            "message": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    return envelope(422, "validation_error", summary or "invalid request", details=details)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_exception", path=request.url.path, exc_info=exc)
+    return envelope(500, "internal_error", "the server failed to handle this request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.DomainError, _domain)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,75 @@
+"""The ASGI application: ``create_app(settings)`` and its lifespan.
+
+``app`` is what ``uvicorn backend.app.main:app`` (systemd, ECS) serves; it reads its
+settings when the server starts it, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
+
+from backend.app.http_errors import install_error_handlers
+from backend.app.logs import configure_logging
+from backend.app.metrics import Metrics
+from backend.app.middleware import RequestContextMiddleware
+from backend.app.routers import health
+from backend.app.services import build_services
+from backend.app.settings import Settings, load_settings
+from interview_service import router as interview_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    metrics = Metrics(settings.version, settings.environment.value)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
+        async with build_services(settings, metrics) as services:
+            yield {"services": services}
+
+    app = FastAPI(
+        title="Pipeline backend",
+        version=settings.version,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(interview_router.router)
+
+    if settings.frontend_url:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.frontend_url,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+class _LazyApp:
+    """Builds the real app from the environment on the first ASGI event (lifespan)."""
+
+    def __init__(self) -> None:
+        self._app: FastAPI | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._app = create_app(load_settings())
+        await self._app(scope, receive, send)
+
+
+app = _LazyApp()

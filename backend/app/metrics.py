@@ -1,0 +1,45 @@
+"""Prometheus metrics: one registry per app, handed to each capability at start-up.
+
+No module-level registry: tests build many apps in one process, and each must count
+only its own traffic.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "Metrics"]
+
+
+class Metrics:
+    def __init__(self, version: str, environment: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        info = Gauge(
+            "pipeline_build_info",
+            "Build information",
+            ["version", "environment"],
+            registry=self.registry,
+        )
+        info.labels(version=version, environment=environment).set(1)
+        self.http_requests = Counter(
+            "http_requests_total",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.http_in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests being served", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,45 @@
+"""Liveness, readiness and Prometheus metrics (CONTRACT §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from backend.app.deps import ServicesDep
+from backend.app.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+@router.get("/api/health")
+async def health(services: ServicesDep) -> dict[str, str]:
+    """Liveness: answers while the process can serve; never waits on a dependency."""
+    settings = services.settings
+    return {
+        "status": "healthy",
+        "environment": settings.environment.value,
+        "version": settings.version,
+    }
+
+
+@router.get("/health/ready")
+@router.get("/api/health/ready")
+async def ready(services: ServicesDep) -> JSONResponse:
+    """Readiness: 200 when every configured dependency answers, else 503."""
+    results = await services.health.run()
+    ok = all(result.ok for result in results)
+    body: dict[str, Any] = {
+        "status": "ready" if ok else "unready",
+        "environment": services.settings.environment.value,
+        "version": services.settings.version,
+        "checks": {result.name: result.as_dict() for result in results},
+    }
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

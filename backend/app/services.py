@@ -1,0 +1,63 @@
+"""The shared clients one process owns, built and closed by the app's lifespan.
+
+Requests reach them through :mod:`backend.app.deps`; nothing here is a module-level
+global, so every app built (tests build many) has its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import structlog
+
+from backend.app.auth import TokenVerifier
+from backend.app.health import HealthChecks
+from backend.app.metrics import Metrics
+from backend.app.settings import Settings
+from backend.app.storage import Store, open_store
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    metrics: Metrics
+    health: HealthChecks
+    store: Store
+    http: httpx.AsyncClient
+    tokens: TokenVerifier
+
+
+@contextlib.asynccontextmanager
+async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
+    """Open every shared client; close each of them, in reverse order, on the way out."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
+        )
+        store = open_store(settings.redis_url, prefix=settings.redis_prefix)
+        stack.push_async_callback(store.close)
+        health = HealthChecks(timeout_s=settings.ready_check_timeout_s)
+        if store.name != "memory":
+            health.register(store.name, store.ping)
+        services = Services(
+            settings=settings,
+            metrics=metrics,
+            health=health,
+            store=store,
+            http=http,
+            tokens=TokenVerifier(settings, http),
+        )
+        if not settings.auth_configured:
+            log.warning(
+                "auth_disabled",
+                detail="no AUTH_JWT_SECRET or AUTH_JWKS_URL: every caller is the anonymous "
+                "development user; never run like this in production",
+            )
+        log.info("services_ready", store=store.name, environment=settings.environment.value)
+        yield services
+        log.info("services_closing")

@@ -1,0 +1,148 @@
+"""Service settings: one pydantic-settings class, read from the environment and `.env`.
+
+Built by :func:`load_settings`, never at import time, so tests and the CLI can build
+as many differently-configured apps as they like. An invalid value raises
+:class:`SettingsError` whose message names the offending variable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    version: str = "0.1.0"
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+
+    # Comma-separated exact origins; never "*" because credentials are allowed.
+    frontend_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Proxies whose X-Forwarded-* headers are trusted (uvicorn's forwarded_allow_ips).
+    trusted_proxies: str = "127.0.0.1"
+
+    redis_url: str | None = None
+    redis_prefix: str = "pb:"
+
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwks_url: str | None = None
+    auth_audience: str | None = None
+    auth_issuer: str | None = None
+    auth_jwks_cache_s: float = Field(default=300.0, gt=0)
+    auth_leeway_s: float = Field(default=30.0, ge=0)
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+
+    turn_server: str | None = None
+    turn_secret: SecretStr | None = None
+    turn_ttl_s: int = Field(default=3600, ge=60)
+
+    s3_bucket: str | None = None
+    aws_region: str = "us-east-1"
+
+    apigw_management_endpoint: str | None = None
+    apigw_shared_secret: SecretStr | None = None
+
+    shutdown_grace_s: float = Field(default=20.0, gt=0, le=600)
+    ready_check_timeout_s: float = Field(default=2.0, gt=0, le=30)
+
+    @field_validator("frontend_url", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*" or "://" not in origin:
+                raise ValueError(
+                    f"{origin!r} is not an origin; list exact origins such as https://app.example.com"
+                )
+        return origins
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, level: str) -> str:
+        level = level.upper()
+        if level not in {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}:
+            raise ValueError("must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url in (None, ""):
+            return None
+        assert url is not None
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
+
+    @model_validator(mode="after")
+    def _production_needs_auth(self) -> Settings:
+        if self.environment is Environment.PRODUCTION and not self.auth_configured:
+            raise ValueError("ENVIRONMENT=production requires AUTH_JWT_SECRET or AUTH_JWKS_URL")
+        return self
+
+    @property
+    def auth_configured(self) -> bool:
+        return bool(self.auth_jwt_secret and self.auth_jwt_secret.get_secret_value()) or bool(
+            self.auth_jwks_url
+        )
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment (and `.env`), with explicit overrides on top."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"] if part != "__root__")
+        name = field.upper() if field else "configuration"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,113 @@
+"""Redis store (redis-py asyncio): one connection pool, owned by the app's lifespan.
+
+Connection errors become :class:`StoreUnavailable` (503 at the edge); the pool
+reconnects on the next call, so a Redis that comes back is used again without a
+restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from backend.app.storage.base import StoreUnavailable
+
+T = TypeVar("T")
+
+
+def _ms(ttl_s: float | None) -> int | None:
+    return None if ttl_s is None else max(1, int(ttl_s * 1000))
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "pb:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "pb:") -> RedisStore:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=15,
+            retry_on_timeout=False,
+        )
+        return cls(client, prefix=prefix)
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await op()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis failed: {exc}") from exc
+
+    async def get(self, key: str) -> bytes | None:
+        value: Any = await self._call(lambda: self.client.get(self.key(key)))
+        return None if value is None else bytes(value)
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values: list[Any] = await self._call(lambda: self.client.mget([self.key(k) for k in keys]))
+        return [None if v is None else bytes(v) for v in values]
+
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
+        await self._call(lambda: self.client.set(self.key(key), value, px=_ms(ttl_s)))
+
+    async def put_if_absent(self, key: str, value: bytes, *, ttl_s: float | None = None) -> bool:
+        stored = await self._call(
+            lambda: self.client.set(self.key(key), value, px=_ms(ttl_s), nx=True)
+        )
+        return bool(stored)
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call(lambda: self.client.delete(self.key(key))))
+
+    async def incr(self, key: str, amount: int = 1) -> int:
+        return int(await self._call(lambda: self.client.incrby(self.key(key), amount)))
+
+    async def expire(self, key: str, ttl_s: float) -> bool:
+        return bool(await self._call(lambda: self.client.pexpire(self.key(key), _ms(ttl_s) or 1)))
+
+    async def ttl(self, key: str) -> float | None:
+        millis = int(await self._call(lambda: self.client.pttl(self.key(key))))
+        return None if millis < 0 else millis / 1000
+
+    async def add_members(self, key: str, *members: str, ttl_s: float | None = None) -> None:
+        if not members:
+            return
+
+        async def add() -> None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.key(key), *members)
+                if ttl_s is not None:
+                    pipe.pexpire(self.key(key), _ms(ttl_s) or 1)
+                await pipe.execute()
+
+        await self._call(add)
+
+    async def remove_members(self, key: str, *members: str) -> None:
+        if members:
+            await self._call(lambda: self.client.srem(self.key(key), *members))
+
+    async def members(self, key: str) -> set[str]:
+        raw: Any = await self._call(lambda: self.client.smembers(self.key(key)))
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in raw}
+
+    async def ping(self) -> None:
+        await self._call(self.client.ping)
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,1 @@
+"""AI voice interviews: WebRTC signaling, TURN credentials and the interviewer."""

@@ -1,0 +1,9 @@
+# Sourced by scripts/serve and scripts/test: install uv if missing, then the locked deps.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.local/bin:$PATH"
+if ! command -v uv >/dev/null 2>&1; then
+  echo "bootstrap: installing uv" >&2
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+fi
+uv sync --frozen "$@" >&2

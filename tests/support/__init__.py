@@ -1,0 +1,1 @@
+"""Helpers the tests share: real Redis servers, real uvicorn processes, free ports."""

@@ -1,0 +1,101 @@
+"""The service as a real process: `python -m uvicorn backend.app.main:app` on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServiceProcess:
+    def __init__(
+        self, env: Mapping[str, str], *, grace_s: float = 5.0, extra_args: list[str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "REDIS_"))},
+            "ENVIRONMENT": "test",
+            "LOG_FORMAT": "json",
+            "SHUTDOWN_GRACE_S": str(grace_s),
+            **env,
+        }
+        self.grace_s = grace_s
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"service-{self.port}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--ws",
+                "websockets-sansio",
+                "--timeout-graceful-shutdown",
+                str(int(self.grace_s)),
+                "--log-config",
+                "/dev/null",
+                *self.extra_args,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"service did not become healthy:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def terminate(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.terminate()
+            try:
+                self.process.wait(timeout=self.grace_s + 10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
