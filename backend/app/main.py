@@ -17,9 +17,9 @@ from backend.app.http_errors import install_error_handlers
 from backend.app.logs import configure_logging
 from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import health
+from backend.app.routers import health, me
 from backend.app.services import build_services
-from backend.app.settings import Settings, load_settings
+from backend.app.settings import Settings, SettingsError, load_settings
 from interview_service import router as interview_router
 
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(me.router)
     app.include_router(interview_router.router)
 
     if settings.frontend_url:
@@ -68,7 +69,15 @@ class _LazyApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._app is None:
-            self._app = create_app(load_settings())
+            try:
+                self._app = create_app(load_settings())
+            except SettingsError as exc:
+                if scope["type"] != "lifespan":
+                    raise
+                # Fail the start-up (uvicorn exits non-zero) with the variable named.
+                await receive()
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
         await self._app(scope, receive, send)
 
 

@@ -142,7 +142,6 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"] if part != "__root__")
-        name = field.upper() if field else "configuration"
         message = str(error["msg"]).removeprefix("Value error, ")
-        lines.append(f"{name}: {message}")
+        lines.append(f"{field.upper()}: {message}" if field else message)
     return "invalid configuration: " + "; ".join(lines)
