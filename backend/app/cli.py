@@ -7,6 +7,7 @@ pipeline-backend token --sub alice --role agent --ttl 3600
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from backend.app.auth import Role, mint_token
@@ -19,6 +20,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from backend.app.logs import configure_logging
 
     configure_logging(settings)
+    # uvicorn re-raises the stop signal once it has shut down gracefully; with these
+    # handlers in place that re-raise is a no-op, so a clean stop exits 0.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda *_: None)
     uvicorn.run(
         "backend.app.main:app",
         host=args.host or settings.host,

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -19,11 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class ServiceProcess:
     def __init__(
-        self, env: Mapping[str, str], *, grace_s: float = 5.0, extra_args: list[str] | None = None
+        self,
+        env: Mapping[str, str],
+        *,
+        grace_s: float = 5.0,
+        extra_args: list[str] | None = None,
+        cli: bool = False,
     ) -> None:
         self.port = free_port()
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "REDIS_"))}
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "REDIS_"))},
+            **inherited,
             "ENVIRONMENT": "test",
             "LOG_FORMAT": "json",
             "SHUTDOWN_GRACE_S": str(grace_s),
@@ -31,6 +38,7 @@ class ServiceProcess:
         }
         self.grace_s = grace_s
         self.extra_args = extra_args or []
+        self.cli = cli  # `pipeline-backend serve` instead of bare uvicorn
         self.process: subprocess.Popen[str] | None = None
         self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"service-{self.port}.log"
 
@@ -42,32 +50,29 @@ class ServiceProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def _command(self) -> list[str]:
+        if self.cli:
+            return [
+                sys.executable, "-m", "backend.app.cli", "serve",
+                "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args,
+            ]  # fmt: skip
+        return [
+            sys.executable, "-m", "uvicorn", "backend.app.main:app",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--ws", "websockets-sansio",
+            "--timeout-graceful-shutdown", str(int(self.grace_s)),
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def _spawn(self, log: IO[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self._command(), cwd=ROOT, env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
     def start(self, timeout_s: float = 30.0) -> None:
-        log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "backend.app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--ws",
-                "websockets-sansio",
-                "--timeout-graceful-shutdown",
-                str(int(self.grace_s)),
-                "--log-config",
-                "/dev/null",
-                *self.extra_args,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with self.log_path.open("w") as log:
+            self.process = self._spawn(log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
