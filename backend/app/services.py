@@ -15,6 +15,9 @@ import structlog
 
 from backend.app.auth import TokenVerifier
 from backend.app.health import HealthChecks
+from backend.app.hub.component import open_hub
+from backend.app.hub.hub import Hub
+from backend.app.hub.sessions import Sessions
 from backend.app.metrics import Metrics
 from backend.app.settings import Settings
 from backend.app.storage import Store, open_store
@@ -30,6 +33,8 @@ class Services:
     store: Store
     http: httpx.AsyncClient
     tokens: TokenVerifier
+    hub: Hub
+    sessions: Sessions
 
 
 @contextlib.asynccontextmanager
@@ -44,6 +49,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         health = HealthChecks(timeout_s=settings.ready_check_timeout_s)
         if store.name != "memory":
             health.register(store.name, store.ping)
+        hub, sessions = await stack.enter_async_context(open_hub(settings, store, metrics, health))
         services = Services(
             settings=settings,
             metrics=metrics,
@@ -51,6 +57,8 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             store=store,
             http=http,
             tokens=TokenVerifier(settings, http),
+            hub=hub,
+            sessions=sessions,
         )
         if not settings.auth_configured:
             log.warning(

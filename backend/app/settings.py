@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     apigw_management_endpoint: str | None = None
     apigw_shared_secret: SecretStr | None = None
 
+    # Status hub (CONTRACT §2)
+    hub_history_size: int = Field(default=1000, ge=10, le=100_000)
+    hub_session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    hub_queue_messages: int = Field(default=1000, ge=10)
+    hub_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+
     shutdown_grace_s: float = Field(default=20.0, gt=0, le=600)
     ready_check_timeout_s: float = Field(default=2.0, gt=0, le=30)
 

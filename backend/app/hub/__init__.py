@@ -1,0 +1,11 @@
+"""The agent status hub (CONTRACT §2): sessions' events, live and resumable, over any transport.
+
+- :mod:`.events`     what an agent status event is, validated
+- :mod:`.protocol`   client frames parsed and server messages built, no I/O
+- :mod:`.bus`        the EventBus Protocol (history, snapshot, live fan-in)
+- :mod:`.memory_bus` one process, in memory (the embedded default)
+- :mod:`.redis_bus`  a fleet sharing Redis: atomic seq, capped streams, pub/sub
+- :mod:`.connection` one client: a bounded send queue and per-room cursors
+- :mod:`.hub`        rooms, joins, resume, sendMessage and broadcast
+- :mod:`.sessions`   pipeline session records and their owners
+"""

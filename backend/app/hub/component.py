@@ -1,0 +1,57 @@
+"""Builds the hub for the lifespan: the bus chosen by REDIS_URL, the hub, the sessions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from backend.app.health import HealthChecks
+from backend.app.hub.bus import EventBus
+from backend.app.hub.hub import Hub
+from backend.app.hub.hub_metrics import HubMetrics
+from backend.app.hub.sessions import Sessions
+from backend.app.metrics import Metrics
+from backend.app.settings import Settings
+from backend.app.storage import Store
+
+
+def open_bus(settings: Settings, store: Store, metrics: HubMetrics) -> EventBus:
+    if not settings.redis_url:
+        from backend.app.hub.memory_bus import MemoryBus
+
+        return MemoryBus(history_size=settings.hub_history_size)
+    from backend.app.hub.redis_bus import RedisBus
+    from backend.app.storage.redis_store import RedisStore
+
+    assert isinstance(store, RedisStore)
+    return RedisBus(
+        store.client,
+        prefix=settings.redis_prefix,
+        history_size=settings.hub_history_size,
+        ttl_s=settings.hub_session_ttl_s,
+        metrics=metrics,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_hub(
+    settings: Settings, store: Store, metrics: Metrics, health: HealthChecks
+) -> AsyncIterator[tuple[Hub, Sessions]]:
+    hub_metrics = HubMetrics(metrics.registry)
+    bus = open_bus(settings, store, hub_metrics)
+    sessions = Sessions(store, auth_enabled=settings.auth_configured)
+    hub = Hub(
+        bus,
+        store,
+        sessions,
+        hub_metrics,
+        queue_messages=settings.hub_queue_messages,
+        queue_bytes=settings.hub_queue_bytes,
+    )
+    await hub.start()
+    if bus.name != "memory":
+        health.register("hub_listener", bus.ping)
+    try:
+        yield hub, sessions
+    finally:
+        await hub.close()

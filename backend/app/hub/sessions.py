@@ -1,0 +1,89 @@
+"""Pipeline sessions: records with an owner, and who may follow which session."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backend.app.auth import Principal
+from backend.app.errors import Conflict, Forbidden, NotFound
+from backend.app.hub.events import now_iso, valid_session_id
+from backend.app.storage import Store
+
+SESSION_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    session_id: str
+    owner: str
+    prompt: str
+    options: dict[str, Any] = field(default_factory=dict)
+    status: str = "created"
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Sessions:
+    def __init__(self, store: Store, *, auth_enabled: bool) -> None:
+        self._store = store
+        self._auth_enabled = auth_enabled
+
+    async def create(
+        self, owner: Principal, prompt: str, options: dict[str, Any], session_id: str | None = None
+    ) -> SessionRecord:
+        record = SessionRecord(
+            session_id=valid_session_id(session_id or _new_id()),
+            owner=owner.sub,
+            prompt=prompt,
+            options=options,
+        )
+        stored = await self._store.put_if_absent(
+            _key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S
+        )
+        if not stored:
+            raise Conflict("a session with that id exists", code="session_exists")
+        return record
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        raw = await self._store.get(_key(valid_session_id(session_id)))
+        return None if raw is None else SessionRecord(**json.loads(raw))
+
+    async def save(self, record: SessionRecord) -> None:
+        record.updated_at = now_iso()
+        await self._store.put(_key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S)
+
+    async def readable(self, principal: Principal, session_id: str) -> SessionRecord | None:
+        """The record if the principal may read it; raises NotFound/Forbidden otherwise.
+
+        Sessions nobody created (ids an agent just publishes to) are open to users only
+        when auth is not configured."""
+        record = await self.get(session_id)
+        if principal.is_privileged or principal.anonymous:
+            return record
+        if record is None:
+            if self._auth_enabled:
+                raise NotFound("no such session", code="session_not_found")
+            return None
+        if record.owner != principal.sub:
+            raise Forbidden("this session belongs to someone else", code="forbidden_session")
+        return record
+
+    async def check(self, principal: Principal, session_id: str) -> None:
+        """SessionAccess for the hub."""
+        await self.readable(principal, session_id)
+
+
+def _key(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def _dump(record: SessionRecord) -> bytes:
+    return json.dumps(asdict(record), separators=(",", ":")).encode()
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(12).replace("_", "x").replace("-", "y")

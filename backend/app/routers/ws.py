@@ -1,0 +1,137 @@
+"""Native WebSockets for the status hub: ``/ws?session_id=S`` and ``/ws/S`` (CONTRACT §2.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketState
+
+from backend.app.auth import Principal
+from backend.app.deps import get_services, websocket_principal
+from backend.app.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.app.hub.connection import (
+    CLOSE_FORBIDDEN,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    Connection,
+)
+from backend.app.hub.events import valid_session_id
+from backend.app.hub.hub import Hub
+
+router = APIRouter(tags=["status hub"])
+log = structlog.get_logger(__name__)
+CLOSE_TIMEOUT_S = 2.0
+
+
+class WebSocketTransport:
+    kind = "websocket"
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    async def send_text(self, text: str) -> None:
+        await self._ws.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._ws.application_state is WebSocketState.CONNECTED:
+            # A stalled client cannot take the close frame either: do not wait for ever.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._ws.close(code, reason)
+
+
+@router.websocket("/ws")
+@router.websocket("/ws/{session_id}")
+async def status_socket(websocket: WebSocket, session_id: str | None = None) -> None:
+    services = get_services(websocket)
+    hub: Hub = services.hub
+    params = websocket.query_params
+    session_id = session_id or params.get("session_id") or None
+    await websocket.accept()
+    transport = WebSocketTransport(websocket)
+    try:
+        principal = await websocket_principal(websocket, services)
+        last_seq = _last_seq(params.get("last_seq"))
+        if session_id is not None:
+            valid_session_id(session_id)
+            await hub.check_access(principal, session_id)
+    except Unauthorized as exc:
+        await transport.close(CLOSE_UNAUTHORIZED, exc.message[:120])
+        return
+    except (Forbidden, NotFound) as exc:
+        await transport.close(CLOSE_FORBIDDEN, exc.message[:120])
+        return
+    except DomainError as exc:
+        await transport.close(1008, exc.message[:120])
+        return
+    await _serve(
+        websocket,
+        hub,
+        principal,
+        transport,
+        session_id,
+        last_seq,
+        params.get("epoch"),
+        services.settings.ws_max_frame_bytes,
+    )
+
+
+async def _serve(
+    websocket: WebSocket,
+    hub: Hub,
+    principal: Principal,
+    transport: WebSocketTransport,
+    session_id: str | None,
+    last_seq: int | None,
+    epoch: str | None,
+    max_frame: int,
+) -> None:
+    conn = hub.open(principal, transport)
+    structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
+    tasks = [
+        asyncio.create_task(_read(websocket, hub, conn, max_frame), name=f"ws-read-{conn.id}"),
+        asyncio.create_task(hub.pump(conn), name=f"ws-write-{conn.id}"),
+        asyncio.create_task(conn.closing.wait(), name=f"ws-closing-{conn.id}"),
+    ]
+    try:
+        await hub.greet(conn, session_id, last_seq, epoch)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.info("ws_task_ended", task=task.get_name(), error=repr(task.exception()))
+    except DomainError as exc:
+        conn.fail(1011, exc.message[:120])
+    finally:
+        for task in tasks:  # owned here: cancelled and awaited
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await hub.disconnect(conn)
+        if conn.close_code is not None:
+            await transport.close(conn.close_code, conn.close_reason)
+        log.info("ws_closed", close_code=conn.close_code)
+
+
+async def _read(websocket: WebSocket, hub: Hub, conn: Connection, max_frame: int) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        if len(data) > max_frame:
+            conn.fail(CLOSE_TOO_BIG, f"frames are at most {max_frame} bytes")
+            return
+        await hub.handle_frame(conn, data)
+
+
+def _last_seq(raw: str | None) -> int | None:
+    if raw in (None, ""):
+        return None
+    assert raw is not None
+    if not raw.isdigit():
+        raise InvalidInput("last_seq is a non-negative integer", code="invalid_last_seq")
+    return int(raw)
