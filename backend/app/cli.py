@@ -30,6 +30,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         ws="websockets-sansio",
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_ping_interval_s,
+        ws_ping_timeout=settings.ws_ping_timeout_s,
         proxy_headers=True,
         forwarded_allow_ips=settings.trusted_proxies,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
@@ -59,6 +62,36 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+
+    token = args.token
+    if token is None and settings.auth_jwt_secret is not None:
+        token = mint_token(
+            settings.auth_jwt_secret.get_secret_value(),
+            args.agent,
+            Role.AGENT,
+            300,
+            audience=settings.auth_audience,
+            issuer=settings.auth_issuer,
+        )
+    body = {
+        "agent": args.agent,
+        "status": args.status,
+        "progress": args.progress,
+        "message": args.message,
+    }
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    url = f"{args.url.rstrip('/')}/api/sessions/{args.session_id}/events"
+    try:
+        response = httpx.post(url, json=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        print(f"publish: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(response.text)
+    return 0 if response.status_code == 202 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pipeline-backend",
@@ -79,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.add_argument("--secret", help="overrides AUTH_JWT_SECRET")
     token.set_defaults(handler=_token)
+
+    publish = commands.add_parser("publish", help="publish one agent status event")
+    publish.add_argument("session_id")
+    publish.add_argument("--agent", default="cli")
+    publish.add_argument(
+        "--status",
+        default="info",
+        choices=["queued", "running", "completed", "failed", "cancelled", "info"],
+    )
+    publish.add_argument("--progress", type=float)
+    publish.add_argument("--message")
+    publish.add_argument("--url", default="http://127.0.0.1:8000")
+    publish.add_argument("--token", help="a bearer token (default: minted from AUTH_JWT_SECRET)")
+    publish.set_defaults(handler=_publish)
     return parser
 
 

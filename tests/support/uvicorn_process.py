@@ -59,7 +59,7 @@ class ServiceProcess:
         return [
             sys.executable, "-m", "uvicorn", "backend.app.main:app",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", "websockets-sansio",
+            "--ws", "websockets-sansio", "--ws-max-size", "65536",
             "--timeout-graceful-shutdown", str(int(self.grace_s)),
             *self.extra_args,
         ]  # fmt: skip

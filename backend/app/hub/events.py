@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from backend.app.errors import InvalidInput
+from backend.app.errors import InvalidInput, PayloadTooLarge
 
 SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 AGENT_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 MAX_MESSAGE_CHARS = 4_000
+# Keeps every event well under API Gateway's 128 KB frame limit.
+MAX_DATA_BYTES = 64 * 1024
 
 
 class Status(StrEnum):
@@ -55,6 +58,10 @@ def new_event_fields(
     if message is not None and len(message) > MAX_MESSAGE_CHARS:
         raise InvalidInput(
             f"message is at most {MAX_MESSAGE_CHARS} characters", code="invalid_message"
+        )
+    if data and len(json.dumps(data, separators=(",", ":"))) > MAX_DATA_BYTES:
+        raise PayloadTooLarge(
+            f"data is at most {MAX_DATA_BYTES} bytes of JSON", code="event_too_large"
         )
     return {
         "type": "agent_status",

@@ -23,7 +23,9 @@ from backend.app.hub.hub import Hub
 
 router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)
-CLOSE_TIMEOUT_S = 2.0
+# A stalled client takes the close frame only once it reads again; uvicorn's keep-alive
+# ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
+CLOSE_TIMEOUT_S = 60.0
 
 
 class WebSocketTransport:
@@ -37,7 +39,6 @@ class WebSocketTransport:
 
     async def close(self, code: int, reason: str) -> None:
         if self._ws.application_state is WebSocketState.CONNECTED:
-            # A stalled client cannot take the close frame either: do not wait for ever.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await self._ws.close(code, reason)

@@ -1,0 +1,143 @@
+"""Sessions over REST (CONTRACT §2.2) and who may see and follow what (§5)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from backend.app.auth import Role, mint_token
+from backend.app.settings import Settings
+from tests.backend.hub.conftest import publish
+from tests.conftest import JWT_SECRET
+from tests.support.live_server import LiveServer, live_server
+from tests.support.ws_client import Client
+
+
+def bearer(sub: str, role: Role = Role.USER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(JWT_SECRET, sub, role)}"}
+
+
+ALICE, BOB, AGENT = bearer("alice"), bearer("bob"), bearer("renderer", Role.AGENT)
+
+
+@pytest.fixture
+async def secured(hub_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
+    async with live_server(hub_settings(auth_jwt_secret=JWT_SECRET)) as live:
+        yield live
+
+
+@pytest.fixture
+async def api(secured: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=secured.base_url, timeout=10) as client:
+        yield client
+
+
+async def _create(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await api.post(
+        "/api/sessions", json={"prompt": "a cat video", **body}, headers=ALICE
+    )
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def test_a_session_is_created_owned_and_reported(api: httpx.AsyncClient) -> None:
+    created = await _create(api, style="noir")
+    sid = created["session_id"]
+    assert created["status"] == "created"
+    assert created["options"] == {"style": "noir"}
+    assert created["owner"] == "alice"
+    assert created["last_seq"] == 0
+    await publish(api, sid, 1, agent="script_writer", headers=AGENT)
+    await publish(
+        api,
+        sid,
+        1,
+        agent="renderer",
+        headers=AGENT,
+        data={"video_url": "https://cdn.example/v.mp4"},
+    )
+    for path in (f"/api/sessions/{sid}", f"/api/get-video-session/{sid}"):
+        view = (await api.get(path, headers=ALICE)).json()
+        assert view["session_id"] == sid
+        assert view["status"] == "running"
+        assert view["last_seq"] == 2
+        assert set(view["agents"]) == {"script_writer", "renderer"}
+        assert view["video_url"] == "https://cdn.example/v.mp4"
+        assert view["created_at"]
+        assert view["updated_at"]
+
+
+async def test_only_the_owner_and_agents_read_a_session(api: httpx.AsyncClient) -> None:
+    sid = (await _create(api))["session_id"]
+    assert (await api.get(f"/api/sessions/{sid}", headers=BOB)).status_code == 403
+    assert (await api.get(f"/api/sessions/{sid}")).status_code == 401
+    assert (await api.get(f"/api/sessions/{sid}", headers=AGENT)).status_code == 200
+    assert (await api.get("/api/sessions/nobody-made-this", headers=ALICE)).status_code == 404
+
+
+async def test_only_agents_and_services_publish(api: httpx.AsyncClient) -> None:
+    sid = (await _create(api))["session_id"]
+    denied = await api.post(
+        f"/api/sessions/{sid}/events", json={"agent": "x", "status": "running"}, headers=ALICE
+    )
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "forbidden_role"
+    accepted = await api.post(
+        f"/api/sessions/{sid}/events", json={"agent": "x", "status": "running"}, headers=AGENT
+    )
+    assert accepted.status_code == 202
+    assert accepted.json() == {"seq": 1}
+
+
+async def test_events_page_for_polling_clients(api: httpx.AsyncClient) -> None:
+    sid = (await _create(api))["session_id"]
+    await publish(api, sid, 7, headers=AGENT)
+    page = (await api.get(f"/api/sessions/{sid}/events?after=2&limit=3", headers=ALICE)).json()
+    assert [e["seq"] for e in page["events"]] == [3, 4, 5]
+    assert page["last_seq"] == 7
+    bad = await api.get(f"/api/sessions/{sid}/events?after=-1", headers=ALICE)
+    assert bad.status_code == 422
+
+
+async def test_cancel_ends_running_agents_as_cancelled(api: httpx.AsyncClient) -> None:
+    sid = (await _create(api))["session_id"]
+    await publish(api, sid, 1, agent="renderer", headers=AGENT)
+    await api.post(
+        f"/api/sessions/{sid}/events",
+        headers=AGENT,
+        json={"agent": "script_writer", "status": "completed", "progress": 1.0},
+    )
+    view = (await api.post(f"/api/sessions/{sid}/cancel", headers=ALICE)).json()
+    assert view["status"] == "cancelled"
+    assert view["agents"]["renderer"]["status"] == "cancelled"
+    assert view["agents"]["script_writer"]["status"] == "completed"
+    assert (await api.post(f"/api/sessions/{sid}/cancel", headers=BOB)).status_code == 403
+
+
+async def test_websocket_auth_closes_4401_and_4403(
+    secured: LiveServer, api: httpx.AsyncClient
+) -> None:
+    sid = (await _create(api))["session_id"]
+    no_token = await Client.open(f"{secured.ws_url}/ws/{sid}")
+    assert await no_token.closed_with() == 4401
+    forged = await Client.open(f"{secured.ws_url}/ws/{sid}?token=not-a-jwt")
+    assert await forged.closed_with() == 4401
+    bob_token = mint_token(JWT_SECRET, "bob")
+    bob = await Client.open(f"{secured.ws_url}/ws/{sid}?token={bob_token}")
+    assert await bob.closed_with() == 4403
+
+    alice_token = mint_token(JWT_SECRET, "alice")
+    alice = await Client.open(f"{secured.ws_url}/ws?token={alice_token}")
+    await alice.recv()
+    await alice.send({"action": "joinRoom", "room": "someone-elses", "request_id": "j"})
+    refused = await alice.recv()
+    assert (refused["type"], refused["request_id"]) == ("error", "j")
+    assert refused["code"] == "session_not_found"
+    await alice.send({"action": "joinRoom", "room": sid})
+    assert (await alice.recv())["type"] == "joined"
+    assert (await alice.recv())["type"] == "snapshot"
+    await alice.close()
