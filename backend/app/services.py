@@ -14,6 +14,8 @@ import httpx
 import structlog
 
 from backend.app.auth import TokenVerifier
+from backend.app.gateway.bridge import GatewayBridge
+from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
 from backend.app.metrics import Metrics
 from backend.app.settings import Settings
@@ -30,6 +32,7 @@ class Services:
     store: Store
     http: httpx.AsyncClient
     tokens: TokenVerifier
+    gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
 @contextlib.asynccontextmanager
@@ -44,13 +47,16 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         health = HealthChecks(timeout_s=settings.ready_check_timeout_s)
         if store.name != "memory":
             health.register(store.name, store.ping)
+        tokens = TokenVerifier(settings, http)
+        gateway = await stack.enter_async_context(open_gateway(settings, store, tokens))
         services = Services(
             settings=settings,
             metrics=metrics,
             health=health,
             store=store,
             http=http,
-            tokens=TokenVerifier(settings, http),
+            tokens=tokens,
+            gateway=gateway,
         )
         if not settings.auth_configured:
             log.warning(

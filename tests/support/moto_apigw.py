@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -39,7 +40,8 @@ class MotoConnections:
         return apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
 
     def raw(self, connection_id: str) -> bytes:
-        connection = self._backend().connections.get(connection_id)
+        # moto keys connections by the id as it appears in the URL path (percent-encoded).
+        connection = self._backend().connections.get(quote(connection_id, safe=""))
         return b"" if connection is None else bytes(connection.data)
 
     def messages(self, connection_id: str) -> list[dict[str, Any]]:

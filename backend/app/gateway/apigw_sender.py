@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 MAX_PAYLOAD_BYTES = 128 * 1024
 """API Gateway refuses WebSocket messages larger than 128 KB."""
 
-GoneHandler = Callable[[str], Awaitable[None]]
+GoneHandler = Callable[[str], Awaitable[object]]
 
 
 class FrameTooLarge(PayloadTooLarge):
