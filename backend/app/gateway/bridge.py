@@ -14,7 +14,7 @@ import contextlib
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
@@ -55,6 +55,7 @@ class GatewayClient:
     record: GatewayConnection
     transport: ApiGatewayTransport
     registry: ConnectionRegistry
+    on_join: Callable[[], None] | None = None  # wakes this process's fan-out
 
     @property
     def connection_id(self) -> str:
@@ -67,8 +68,12 @@ class GatewayClient:
     async def rooms(self) -> set[str]:
         return await self.registry.rooms_of(self.connection_id)
 
-    async def join(self, room: str) -> None:
-        await self.registry.join(self.record, room)
+    async def join(self, room: str, delivered_seq: int = 0) -> bool:
+        """Join after the snapshot/replay up to ``delivered_seq`` has been posted."""
+        joined = await self.registry.join(self.record, room, delivered_seq)
+        if joined and self.on_join is not None:
+            self.on_join()
+        return joined
 
     async def leave(self, room: str) -> None:
         await self.registry.leave(self.connection_id, room)
@@ -118,6 +123,7 @@ class GatewayBridge:
         tokens: TokenVerifier,
         access: RoomAccess,
         frames: FrameHandler,
+        on_join: Callable[[], None] | None = None,
     ) -> None:
         self.secret = secret
         self.registry = registry
@@ -125,6 +131,7 @@ class GatewayBridge:
         self._tokens = tokens
         self._access = access
         self._frames = frames
+        self._on_join = on_join
 
     async def connect(self, connection_id: str, query: Mapping[str, str]) -> GatewayConnection:
         """Admit a client (nothing is posted now: API Gateway has not finished its handshake)."""

@@ -11,6 +11,9 @@ of the fleet, so the registry lives in the shared :class:`~backend.app.storage.S
 - ``apigw:room:{room}``      the connections in a room (set), refreshed on every join
 - ``apigw:rooms``            rooms that have API Gateway members (set), for the fan-out
 - ``apigw:conns``            every registered connection (set), for the keep-alive sweep
+- ``apigw:cursor:{room}:{id}`` the last event seq of the room posted to the connection;
+                             written before the connection joins the room's set, so
+                             whoever posts events never posts one the snapshot covered
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ def _conn_rooms_key(connection_id: str) -> str:
 
 def _room_key(room: str) -> str:
     return f"apigw:room:{room}"
+
+
+def _cursor_key(room: str, connection_id: str) -> str:
+    return f"apigw:cursor:{room}:{connection_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +103,15 @@ class ConnectionRegistry:
         raw = await self._store.get(_conn_key(connection_id))
         return None if raw is None else GatewayConnection.from_bytes(raw)
 
-    async def join(self, connection: GatewayConnection, room: str) -> bool:
-        """Add the connection to a room; False (and no trace) if it disconnected meanwhile."""
+    async def join(self, connection: GatewayConnection, room: str, delivered_seq: int = 0) -> bool:
+        """Add the connection to a room whose events up to ``delivered_seq`` it has had.
+
+        False (and no trace) if it disconnected meanwhile.
+        """
         cid = connection.connection_id
-        await self._store.add_members(_conn_rooms_key(cid), room, ttl_s=self._ttl(connection))
+        ttl = self._ttl(connection)
+        await self._store.put(_cursor_key(room, cid), str(delivered_seq).encode(), ttl_s=ttl)
+        await self._store.add_members(_conn_rooms_key(cid), room, ttl_s=ttl)
         await self._store.add_members(_room_key(room), cid, ttl_s=self._cap_s)
         await self._store.add_members(ROOMS_KEY, room)
         if await self._store.get(_conn_key(cid)) is None:
@@ -129,7 +141,20 @@ class ConnectionRegistry:
     async def leave(self, connection_id: str, room: str) -> None:
         await self._store.remove_members(_room_key(room), connection_id)
         await self._store.remove_members(_conn_rooms_key(connection_id), room)
+        await self._store.delete(_cursor_key(room, connection_id))
         await self._prune(room)
+
+    async def cursors(self, room: str, connection_ids: list[str]) -> list[int | None]:
+        """Each connection's last posted seq in the room; None for a departed one."""
+        raws = await self._store.get_many([_cursor_key(room, cid) for cid in connection_ids])
+        return [None if raw is None else int(raw) for raw in raws]
+
+    async def advance(self, room: str, connection_id: str, seq: int) -> None:
+        """Record a posted event; the cursor keeps the connection's remaining lifetime."""
+        key = _cursor_key(room, connection_id)
+        ttl = await self._store.ttl(key)
+        if ttl is not None:  # gone (left, disconnected): do not resurrect it
+            await self._store.put(key, str(seq).encode(), ttl_s=ttl)
 
     async def rooms_of(self, connection_id: str) -> set[str]:
         return await self._store.members(_conn_rooms_key(connection_id))
@@ -147,6 +172,7 @@ class ConnectionRegistry:
         await self._store.delete(_conn_key(connection_id))
         for room in rooms:
             await self._store.remove_members(_room_key(room), connection_id)
+            await self._store.delete(_cursor_key(room, connection_id))
             await self._prune(room)
         await self._store.delete(_conn_rooms_key(connection_id))
         await self._store.remove_members(CONNECTIONS_KEY, connection_id)
