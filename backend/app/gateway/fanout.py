@@ -67,9 +67,17 @@ class RoomPump:
     """Posts one room's events to its API Gateway members (on the leaseholder only)."""
 
     def __init__(
-        self, room: str, feed: RoomFeed, registry: ConnectionRegistry, sender: ApiGatewaySender
+        self,
+        room: str,
+        feed: RoomFeed,
+        registry: ConnectionRegistry,
+        sender: ApiGatewaySender,
+        *,
+        retry_s: float = 2.0,
     ) -> None:
         self.room = room
+        self._retry_s = retry_s
+        self._lagging: set[str] = set()  # throttled connections waiting for a catch-up
         self._feed = feed
         self._registry = registry
         self._sender = sender
@@ -79,8 +87,22 @@ class RoomPump:
             if started is not None:
                 started.set()
             await self.deliver(None)  # what was published before we subscribed
-            async for event in live:
-                await self.deliver(event)
+            upcoming: asyncio.Future[FeedEvent] | None = None
+            try:
+                while True:
+                    upcoming = upcoming or asyncio.ensure_future(anext(live))
+                    done, _ = await asyncio.wait({upcoming}, timeout=self._retry_s)
+                    if not done:  # quiet room: retry the throttled ones from history
+                        if self._lagging:
+                            await self.deliver(None)
+                        continue
+                    event, upcoming = upcoming.result(), None
+                    await self.deliver(event)
+            except StopAsyncIteration:
+                return
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
 
     async def deliver(self, event: FeedEvent | None) -> None:
         """Bring every member up to ``event`` (or up to the history's end when None)."""
@@ -108,10 +130,13 @@ class RoomPump:
 
     async def _post_in_order(self, connection_id: str, events: list[FeedEvent]) -> None:
         delivered = None
+        self._lagging.discard(connection_id)
         for event in events:
             outcome = await self._sender.post(connection_id, event.text.encode())
+            if outcome is PostOutcome.THROTTLED:
+                self._lagging.add(connection_id)  # caught up from history later
             if outcome is not PostOutcome.DELIVERED:
-                break  # gone (mapping dropped) or throttled: caught up from history later
+                break
             delivered = event.seq
         if delivered is not None:
             await self._registry.advance(self.room, connection_id, delivered)

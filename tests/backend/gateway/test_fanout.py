@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from botocore.stub import Stubber
 
 from backend.app.auth import Role
 from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
-from backend.app.gateway.fanout import Fanout
+from backend.app.gateway.fanout import Fanout, RoomPump
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.app.storage import Store, open_store
 from tests.backend.gateway.memory_feed import MemoryFeed
@@ -148,3 +149,52 @@ async def test_nothing_is_posted_after_disconnect(
     feed.publish(ROOM)
     await _eventually(lambda: _seqs(moto_connections, "stay=") == [1, 2], "stay= gets 2")
     assert _seqs(moto_connections, "bye=") == [1]
+
+
+async def test_a_throttled_connection_is_caught_up_from_history_in_order(
+    aws_credentials: None, feed: MemoryFeed
+) -> None:
+    store = open_store(None)
+    registry = ConnectionRegistry(store)
+    client = build_client("https://x.execute-api.us-east-1.amazonaws.com/dev", REGION, pool_size=2)
+    sender = ApiGatewaySender(client, on_gone=registry.remove, max_attempts=2, base_delay_s=0.001)
+    await _join(registry, "slow=")
+    first, second = feed.publish(ROOM), feed.publish(ROOM)
+    with Stubber(client) as stubber:
+        for _ in range(2):  # the catch-up of 1: throttled on every attempt
+            stubber.add_client_error(
+                "post_to_connection", "LimitExceededException", http_status_code=429
+            )
+        for event in (first, second):  # the retry from history: 1 then 2, nothing twice
+            stubber.add_response(
+                "post_to_connection", {}, {"ConnectionId": "slow=", "Data": event.text.encode()}
+            )
+        pump = RoomPump(ROOM, feed, registry, sender, retry_s=0.05)
+        task = asyncio.create_task(pump.run())
+        try:
+            await _eventually(lambda: _drained(stubber), "throttled, then caught up")
+            await _eventually_async(
+                lambda: registry.cursors(ROOM, ["slow="]), [2], "cursor advanced to 2"
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            sender.close()
+
+
+async def _eventually_async(
+    probe: Callable[[], Awaitable[object]], expected: object, what: str
+) -> None:
+    deadline = time.monotonic() + 15
+    while await probe() != expected:
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.05)
+
+
+def _drained(stubber: Stubber) -> bool:
+    """Every stubbed answer has been used."""
+    try:
+        stubber.assert_no_pending_responses()
+    except AssertionError:
+        return False
+    return True
