@@ -1,8 +1,8 @@
 """Builds the API Gateway bridge for the lifespan, or nothing when it is not configured.
 
 The bridge is on only when ``APIGW_SHARED_SECRET`` is set (settings then insist on
-``APIGW_MANAGEMENT_ENDPOINT``). It owns the boto3 client's thread pool and the
-keep-alive task, and stops both on the way out.
+``APIGW_MANAGEMENT_ENDPOINT``). It owns the boto3 client's thread pool, the keep-alive
+task and, given the hub's room feed, the fan-out task; it stops them on the way out.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import structlog
 from backend.app.auth import TokenVerifier
 from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
 from backend.app.gateway.bridge import GatewayBridge, SharedSecret
+from backend.app.gateway.fanout import Fanout, RoomFeed
 from backend.app.gateway.interim_protocol import InterimProtocol, OpenRoomAccess
 from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import ConnectionRegistry
@@ -27,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 @contextlib.asynccontextmanager
 async def open_gateway(
-    settings: Settings, store: Store, tokens: TokenVerifier
+    settings: Settings, store: Store, tokens: TokenVerifier, feed: RoomFeed | None = None
 ) -> AsyncIterator[GatewayBridge | None]:
     if settings.apigw_shared_secret is None or not settings.apigw_management_endpoint:
         log.info("apigw_bridge_disabled", detail="APIGW_SHARED_SECRET is not set")
@@ -47,6 +48,7 @@ async def open_gateway(
         max_attempts=settings.apigw_post_attempts,
     )
     access = OpenRoomAccess()
+    fanout = Fanout(store, registry, sender, feed) if feed is not None else None
     bridge = GatewayBridge(
         secret=SharedSecret(settings.apigw_shared_secret.get_secret_value()),
         registry=registry,
@@ -54,16 +56,21 @@ async def open_gateway(
         tokens=tokens,
         access=access,
         frames=InterimProtocol(access),
+        on_join=fanout.wake if fanout is not None else None,
     )
-    keepalive = asyncio.create_task(
-        KeepAlive(store, registry, sender, interval_s=settings.apigw_keepalive_s).run(),
-        name="apigw-keepalive",
-    )
-    log.info("apigw_bridge_ready", endpoint=settings.apigw_management_endpoint)
+    tasks = [
+        asyncio.create_task(
+            KeepAlive(store, registry, sender, interval_s=settings.apigw_keepalive_s).run(),
+            name="apigw-keepalive",
+        )
+    ]
+    if fanout is not None:
+        tasks.append(asyncio.create_task(fanout.run(), name="apigw-fanout"))
+    log.info("apigw_bridge_ready", endpoint=settings.apigw_management_endpoint, fanout=bool(fanout))
     try:
         yield bridge
     finally:
-        keepalive.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keepalive
+        for task in tasks:  # owned here: cancelled and awaited, never left running
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(sender.close)

@@ -7,7 +7,9 @@ the second posts every event N times. Instead, for each room with API Gateway me
 ONE process of the fleet holds a lease (``apigw:pump:{room}`` in the store, renewed
 while it lives) and runs that room's pump:
 
-- it follows the room's live events (:class:`RoomFeed`, the status hub's bus);
+- it follows the room's live events (:class:`RoomFeed`, the status hub's bus), and
+  when the room is quiet it catches up connections that joined (``resume`` from a
+  ``last_seq``) or were throttled, from the room's history;
 - for each event it reads the room's members and their cursors from the registry
   (one round trip each) and posts the event to every member whose cursor is below it,
   first filling any gap from the room's history, then advances the cursor;
@@ -92,8 +94,8 @@ class RoomPump:
                 while True:
                     upcoming = upcoming or asyncio.ensure_future(anext(live))
                     done, _ = await asyncio.wait({upcoming}, timeout=self._retry_s)
-                    if not done:  # quiet room: retry the throttled ones from history
-                        if self._lagging:
+                    if not done:  # quiet room: catch up newcomers and throttled ones
+                        if self._lagging or await self._registry.take_nudge(self.room):
                             await self.deliver(None)
                         continue
                     event, upcoming = upcoming.result(), None

@@ -1,9 +1,11 @@
 """A stand-in for the status hub's protocol core, until the hub branch is merged.
 
-It speaks the contract's envelope for the actions that need no event history
-(``ping``, ``joinRoom``/``subscribe``, ``leaveRoom``/``unsubscribe``) and answers every
-other action with an error naming the missing hub. When the hub lands, the gateway
-component hands the hub's frame handler to the bridge instead and this module goes.
+It speaks the contract's envelope for ``ping``, ``joinRoom``/``subscribe``,
+``leaveRoom``/``unsubscribe`` and ``resume``, and answers every other action with an
+error naming the missing hub. It sends no snapshot (the hub owns history): a join sets
+the connection's cursor to its ``last_seq`` (0 without one) and the fan-out replays the
+room's history after it, then the live events. When the hub lands, the gateway component
+hands the hub's frame handler to the bridge instead and this module goes.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class InterimProtocol:
             },
         )
         if record.session_id is not None:
-            await client.join(record.session_id)
+            await client.join(record.session_id, record.last_seq or 0)
 
     async def handle_frame(self, client: GatewayClient, text: str) -> None:
         request_id: Any = None
@@ -62,10 +64,11 @@ class InterimProtocol:
         action = frame.get("action")
         if action == "ping":
             return {"type": "pong"}
-        if action in ("joinRoom", "subscribe"):
+        if action in ("joinRoom", "subscribe", "resume"):
             room = _room(frame)
+            last_seq = _last_seq(frame)
             await self._access.check(client.principal, room)
-            await client.join(room)
+            await client.join(room, last_seq)
             return {"type": "joined", "room": room}
         if action in ("leaveRoom", "unsubscribe"):
             room = _room(frame)
@@ -88,6 +91,15 @@ def _room(frame: dict[str, Any]) -> str:
     if not isinstance(room, str) or not SESSION_ID.fullmatch(room):
         raise _Error("invalid_room", "room must be a session id: 1-128 of [A-Za-z0-9._:-]")
     return room
+
+
+def _last_seq(frame: dict[str, Any]) -> int:
+    value = frame.get("last_seq", 0)
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _Error("invalid_last_seq", "last_seq must be a non-negative integer")
+    return value
 
 
 def _error(code: str, message: str, request_id: Any) -> dict[str, Any]:

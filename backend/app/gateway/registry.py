@@ -44,6 +44,10 @@ def _room_key(room: str) -> str:
     return f"apigw:room:{room}"
 
 
+def _nudge_key(room: str) -> str:
+    return f"apigw:nudge:{room}"
+
+
 def _cursor_key(room: str, connection_id: str) -> str:
     return f"apigw:cursor:{room}:{connection_id}"
 
@@ -117,7 +121,13 @@ class ConnectionRegistry:
         if await self._store.get(_conn_key(cid)) is None:
             await self.remove(cid)
             return False
+        # Whichever process pumps the room catches the newcomer up from its cursor.
+        await self._store.put(_nudge_key(room), b"1", ttl_s=60)
         return True
+
+    async def take_nudge(self, room: str) -> bool:
+        """True (once) when a connection joined the room since the last call."""
+        return await self._store.delete(_nudge_key(room))
 
     async def live(self, connection_ids: list[str]) -> list[str]:
         """The given connections that are still registered (one round trip)."""
