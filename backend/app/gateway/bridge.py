@@ -160,9 +160,8 @@ class GatewayBridge:
         record = await self.registry.get(connection_id)
         if record is None:
             raise NotFound("no such API Gateway connection", code="unknown_connection")
-        client = GatewayClient(
-            record, ApiGatewayTransport(connection_id, self._sender), self.registry
-        )
+        transport = ApiGatewayTransport(connection_id, self._sender)
+        client = GatewayClient(record, transport, self.registry, self._on_join)
         try:
             if not record.greeted:
                 client.record = replace(record, greeted=True)

@@ -75,7 +75,7 @@ class RoomPump:
         registry: ConnectionRegistry,
         sender: ApiGatewaySender,
         *,
-        retry_s: float = 2.0,
+        retry_s: float = 1.0,
     ) -> None:
         self.room = room
         self._retry_s = retry_s
