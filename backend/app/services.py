@@ -48,7 +48,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         if store.name != "memory":
             health.register(store.name, store.ping)
         tokens = TokenVerifier(settings, http)
-        gateway = await stack.enter_async_context(open_gateway(settings, store, tokens))
+        gateway = await stack.enter_async_context(open_gateway(settings, store, tokens, metrics))
         services = Services(
             settings=settings,
             metrics=metrics,

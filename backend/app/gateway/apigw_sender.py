@@ -39,6 +39,7 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 """API Gateway refuses WebSocket messages larger than 128 KB."""
 
 GoneHandler = Callable[[str], Awaitable[object]]
+OutcomeHook = Callable[["PostOutcome"], None]
 
 
 class FrameTooLarge(PayloadTooLarge):
@@ -88,9 +89,11 @@ class ApiGatewaySender:
         max_attempts: int = 5,
         base_delay_s: float = 0.05,
         max_delay_s: float = 2.0,
+        on_outcome: OutcomeHook | None = None,
     ) -> None:
         self._client = client
         self._on_gone = on_gone
+        self._on_outcome = on_outcome
         self._slots = asyncio.Semaphore(concurrency)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="apigw-post")
         self._max_attempts = max_attempts
@@ -99,6 +102,12 @@ class ApiGatewaySender:
 
     async def post(self, connection_id: str, data: bytes) -> PostOutcome:
         """Post one message; retries 429s, reports 410s. Never raises for AWS errors."""
+        outcome = await self._post(connection_id, data)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+        return outcome
+
+    async def _post(self, connection_id: str, data: bytes) -> PostOutcome:
         check_payload(data)
         for attempt in range(1, self._max_attempts + 1):
             code = await self._attempt(connection_id, data)

@@ -12,14 +12,16 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
+from prometheus_client import Counter
 
 from backend.app.auth import TokenVerifier
-from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
+from backend.app.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
 from backend.app.gateway.bridge import GatewayBridge, SharedSecret
 from backend.app.gateway.fanout import Fanout, RoomFeed
 from backend.app.gateway.interim_protocol import InterimProtocol, OpenRoomAccess
 from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import ConnectionRegistry
+from backend.app.metrics import Metrics
 from backend.app.settings import Settings
 from backend.app.storage import Store
 
@@ -28,7 +30,11 @@ log = structlog.get_logger(__name__)
 
 @contextlib.asynccontextmanager
 async def open_gateway(
-    settings: Settings, store: Store, tokens: TokenVerifier, feed: RoomFeed | None = None
+    settings: Settings,
+    store: Store,
+    tokens: TokenVerifier,
+    metrics: Metrics | None = None,
+    feed: RoomFeed | None = None,
 ) -> AsyncIterator[GatewayBridge | None]:
     if settings.apigw_shared_secret is None or not settings.apigw_management_endpoint:
         log.info("apigw_bridge_disabled", detail="APIGW_SHARED_SECRET is not set")
@@ -46,6 +52,7 @@ async def open_gateway(
         on_gone=registry.remove,
         concurrency=settings.apigw_post_concurrency,
         max_attempts=settings.apigw_post_attempts,
+        on_outcome=_count_outcomes(metrics) if metrics is not None else None,
     )
     access = OpenRoomAccess()
     fanout = Fanout(store, registry, sender, feed) if feed is not None else None
@@ -74,3 +81,13 @@ async def open_gateway(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(sender.close)
+
+
+def _count_outcomes(metrics: Metrics) -> OutcomeHook:
+    posts = Counter(
+        "apigw_posts_total",
+        "Messages posted to API Gateway connections (@connections), by outcome",
+        ["outcome"],
+        registry=metrics.registry,
+    )
+    return lambda outcome: posts.labels(outcome.value).inc()

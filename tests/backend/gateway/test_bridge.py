@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from backend.app.auth import Role, mint_token
-from backend.app.settings import Settings
+from backend.app.settings import Settings, SettingsError
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
 
@@ -195,3 +195,24 @@ async def test_unknown_event_type_is_a_clear_400(gateway: Gateway, event: str) -
     response = await gateway.client.post("/ws", headers=_headers("c7=", event))
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_event_type"
+
+
+async def test_posts_are_counted_by_outcome(gateway: Gateway) -> None:
+    await gateway.connect("m1=", token=_token())
+    await gateway.send("m1=", {"action": "ping"})
+    metrics = (await gateway.client.get("/metrics")).text
+    assert 'apigw_posts_total{outcome="delivered"} 2.0' in metrics  # connected + pong
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"apigw_shared_secret": "short"}, "APIGW_SHARED_SECRET"),
+        ({"apigw_shared_secret": "x" * 40}, "APIGW_MANAGEMENT_ENDPOINT"),
+    ],
+)
+def test_bridge_settings_are_checked_at_start(
+    make_settings: Callable[..., Settings], overrides: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        make_settings(**overrides)

@@ -50,7 +50,9 @@ async def fleet(
             store = open_store(redis_url, prefix=redis_prefix)
             stack.push_async_callback(store.close)
             tokens = TokenVerifier(settings, http)
-            bridge = await stack.enter_async_context(open_gateway(settings, store, tokens, feed))
+            bridge = await stack.enter_async_context(
+                open_gateway(settings, store, tokens, feed=feed)
+            )
             assert bridge is not None
             bridges.append(bridge)
         yield bridges, feed
