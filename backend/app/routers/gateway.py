@@ -36,11 +36,22 @@ async def gateway_event(request: Request, services: ServicesDep) -> Response:
     if event is EventType.CONNECT:
         await bridge.connect(connection_id, request.query_params)
     elif event is EventType.MESSAGE:
-        body = await request.body()
-        if len(body) > MAX_FRAME_BYTES:
-            await bridge.oversized(connection_id, len(body), MAX_FRAME_BYTES)
+        frame, size = await _read_frame(request)
+        if frame is None:
+            await bridge.oversized(connection_id, size, MAX_FRAME_BYTES)
         else:
-            await bridge.message(connection_id, body.decode("utf-8", errors="replace"))
+            await bridge.message(connection_id, frame)
     else:
         await bridge.disconnect(connection_id)
     return Response(status_code=200)
+
+
+async def _read_frame(request: Request) -> tuple[str | None, int]:
+    """The client's frame, or None (and its size) when it is over the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FRAME_BYTES:
+        return None, int(declared)  # not read at all
+    body = await request.body()
+    if len(body) > MAX_FRAME_BYTES:
+        return None, len(body)
+    return body.decode("utf-8", errors="replace"), len(body)
