@@ -15,7 +15,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -163,10 +163,7 @@ class GatewayBridge:
         transport = ApiGatewayTransport(connection_id, self._sender)
         client = GatewayClient(record, transport, self.registry, self._on_join)
         try:
-            if not record.greeted:
-                client.record = replace(record, greeted=True)
-                if not await self.registry.update(client.record):
-                    return  # DISCONNECT won the race: post nothing
+            if await self.registry.claim_greeting(record):  # once, whichever process
                 await self._frames.greet(client)
             await self._frames.handle_frame(client, text)
         except TransportClosed:
@@ -192,9 +189,8 @@ class GatewayBridge:
 
 
 def _last_seq(raw: str | None) -> int | None:
-    if raw in (None, ""):
+    if not raw:
         return None
-    assert raw is not None
     if not raw.isdigit() or len(raw) > 18:
         raise InvalidInput("last_seq must be a non-negative integer", code="invalid_last_seq")
     return int(raw)

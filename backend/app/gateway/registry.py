@@ -8,6 +8,7 @@ of the fleet, so the registry lives in the shared :class:`~backend.app.storage.S
                              cap counted from CONNECT, so a missed DISCONNECT cleans
                              itself up
 - ``apigw:conn:{id}:rooms``  the rooms it joined (set), same deadline
+- ``apigw:conn:{id}:greeted`` set once by whichever process posts the greeting
 - ``apigw:room:{room}``      the connections in a room (set), refreshed on every join
 - ``apigw:rooms``            rooms that have API Gateway members (set), for the fan-out
 - ``apigw:conns``            every registered connection (set), for the keep-alive sweep
@@ -63,7 +64,6 @@ class GatewayConnection:
     session_id: str | None = None
     last_seq: int | None = None
     connected_at: float = field(default_factory=time.time)
-    greeted: bool = False  # the `connected` greeting has been posted
 
     @property
     def principal(self) -> Principal:
@@ -96,12 +96,13 @@ class ConnectionRegistry:
             _conn_key(connection.connection_id), connection.to_bytes(), ttl_s=self._ttl(connection)
         )
 
-    async def update(self, connection: GatewayConnection) -> bool:
-        """Rewrite the record unless DISCONNECT removed it meanwhile; True when written."""
-        if await self._store.get(_conn_key(connection.connection_id)) is None:
+    async def claim_greeting(self, connection: GatewayConnection) -> bool:
+        """True exactly once per connection, and never after its DISCONNECT."""
+        cid = connection.connection_id
+        key = f"{_conn_key(cid)}:greeted"
+        if not await self._store.put_if_absent(key, b"1", ttl_s=self._ttl(connection)):
             return False
-        await self._write(connection)
-        return True
+        return await self._store.get(_conn_key(cid)) is not None
 
     async def get(self, connection_id: str) -> GatewayConnection | None:
         raw = await self._store.get(_conn_key(connection_id))
@@ -185,6 +186,7 @@ class ConnectionRegistry:
             await self._store.delete(_cursor_key(room, connection_id))
             await self._prune(room)
         await self._store.delete(_conn_rooms_key(connection_id))
+        await self._store.delete(f"{_conn_key(connection_id)}:greeted")
         await self._store.remove_members(CONNECTIONS_KEY, connection_id)
         return rooms
 
