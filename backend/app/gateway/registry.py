@@ -161,11 +161,10 @@ class ConnectionRegistry:
         return [None if raw is None else int(raw) for raw in raws]
 
     async def advance(self, room: str, connection_id: str, seq: int) -> None:
-        """Record a posted event; the cursor keeps the connection's remaining lifetime."""
-        key = _cursor_key(room, connection_id)
-        ttl = await self._store.ttl(key)
-        if ttl is not None:  # gone (left, disconnected): do not resurrect it
-            await self._store.put(key, str(seq).encode(), ttl_s=ttl)
+        """Record a posted event (one write: only members' cursors are ever read)."""
+        await self._store.put(
+            _cursor_key(room, connection_id), str(seq).encode(), ttl_s=self._cap_s
+        )
 
     async def rooms_of(self, connection_id: str) -> set[str]:
         return await self._store.members(_conn_rooms_key(connection_id))
