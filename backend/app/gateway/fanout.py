@@ -36,7 +36,7 @@ from typing import Protocol
 import structlog
 
 from backend.app.errors import DomainError
-from backend.app.gateway.apigw_sender import ApiGatewaySender, PostOutcome
+from backend.app.gateway.apigw_sender import ApiGatewaySender, FrameTooLarge, PostOutcome
 from backend.app.gateway.registry import ConnectionRegistry
 from backend.app.storage import Store
 
@@ -134,7 +134,11 @@ class RoomPump:
         delivered = None
         self._lagging.discard(connection_id)
         for event in events:
-            outcome = await self._sender.post(connection_id, event.text.encode())
+            try:
+                outcome = await self._sender.post(connection_id, event.text.encode())
+            except FrameTooLarge as exc:  # publish should have refused it; never wedge on it
+                log.error("apigw_event_too_large", room=self.room, seq=event.seq, error=exc.message)
+                outcome = PostOutcome.DELIVERED
             if outcome is PostOutcome.THROTTLED:
                 self._lagging.add(connection_id)  # caught up from history later
             if outcome is not PostOutcome.DELIVERED:

@@ -198,3 +198,16 @@ def _drained(stubber: Stubber) -> bool:
     except AssertionError:
         return False
     return True
+
+
+async def test_an_event_too_large_for_api_gateway_is_skipped_not_wedging_the_room(
+    fleet: list[Process], feed: MemoryFeed, moto_connections: MotoConnections
+) -> None:
+    a, _ = fleet
+    await _join(a.registry, "big=")
+    a.start()
+    await _eventually(lambda: bool(a.fanout.pumping), "a pumps")
+    feed.publish(ROOM, agent="x" * (130 * 1024))  # over 128 KB: API Gateway would refuse it
+    feed.publish(ROOM)
+    await _eventually(lambda: _seqs(moto_connections, "big=") == [2], "the next event arrives")
+    assert a.fanout.pumping == {ROOM}
