@@ -16,7 +16,7 @@ from prometheus_client import Counter
 
 from backend.app.auth import TokenVerifier
 from backend.app.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
-from backend.app.gateway.bridge import GatewayBridge, SharedSecret
+from backend.app.gateway.bridge import GatewayBridge, RoomAccess, SharedSecret
 from backend.app.gateway.fanout import Fanout, RoomFeed
 from backend.app.gateway.interim_protocol import InterimProtocol, OpenRoomAccess
 from backend.app.gateway.keepalive import KeepAlive
@@ -35,7 +35,10 @@ async def open_gateway(
     tokens: TokenVerifier,
     metrics: Metrics | None = None,
     feed: RoomFeed | None = None,
+    access: RoomAccess | None = None,
 ) -> AsyncIterator[GatewayBridge | None]:
+    """``feed``: the hub's room events (no fan-out without it); ``access``: who may follow
+    which session (everyone may, until the pipeline's session owners are wired in)."""
     if settings.apigw_shared_secret is None or not settings.apigw_management_endpoint:
         log.info("apigw_bridge_disabled", detail="APIGW_SHARED_SECRET is not set")
         yield None
@@ -54,7 +57,7 @@ async def open_gateway(
         max_attempts=settings.apigw_post_attempts,
         on_outcome=_count_outcomes(metrics) if metrics is not None else None,
     )
-    access = OpenRoomAccess()
+    access = access or OpenRoomAccess()
     fanout = Fanout(store, registry, sender, feed) if feed is not None else None
     bridge = GatewayBridge(
         secret=SharedSecret(settings.apigw_shared_secret.get_secret_value()),

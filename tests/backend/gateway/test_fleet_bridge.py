@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app.auth import Role, TokenVerifier, mint_token
+from backend.app.auth import Principal, Role, TokenVerifier, mint_token
+from backend.app.errors import Forbidden
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
 from backend.app.settings import Settings
@@ -119,3 +120,40 @@ async def test_disconnect_on_one_process_stops_posts_from_the_other(
     feed.publish(ROOM)
     await _eventually(lambda: _seqs(moto_connections, "here=") == [1, 2], "second event")
     assert _seqs(moto_connections, "gone=") == [1]
+
+
+class OwnedSessions:
+    """Session owners as the pipeline will know them."""
+
+    def __init__(self, owners: dict[str, str]) -> None:
+        self.owners = owners
+
+    async def check(self, principal: Principal, room: str) -> None:
+        if not principal.may_access(self.owners.get(room)):
+            raise Forbidden("that session belongs to someone else", code="forbidden_session")
+
+
+async def test_connect_to_someone_elses_session_is_refused_with_403(
+    make_settings: Callable[..., Settings], moto_connections: MotoConnections
+) -> None:
+    settings = make_settings(
+        apigw_shared_secret="k" * 40,
+        apigw_management_endpoint=moto_connections.endpoint,
+        aws_region=REGION,
+        auth_jwt_secret=JWT_SECRET,
+    )
+    access = OwnedSessions({"bobs-run": "bob"})
+    store = open_store(None)
+    async with (
+        httpx.AsyncClient() as http,
+        open_gateway(settings, store, TokenVerifier(settings, http), access=access) as bridge,
+    ):
+        assert bridge is not None
+        with pytest.raises(Forbidden):
+            await bridge.connect("nosy=", _query(session_id="bobs-run"))
+        assert await bridge.registry.get("nosy=") is None
+        bob = {"token": mint_token(JWT_SECRET, "bob", Role.USER), "session_id": "bobs-run"}
+        assert (await bridge.connect("bob=", bob)).sub == "bob"
+        agent = {"token": mint_token(JWT_SECRET, "agent-7", Role.AGENT), "session_id": "bobs-run"}
+        assert (await bridge.connect("agent=", agent)).sub == "agent-7"
+    assert moto_connections.raw("nosy=") == b""
