@@ -17,7 +17,7 @@ from backend.app.http_errors import install_error_handlers
 from backend.app.logs import configure_logging
 from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import health, me, sessions, ws
+from backend.app.routers import gateway, health, me, sessions, ws
 from backend.app.services import build_services
 from backend.app.settings import Settings, SettingsError, load_settings
 from interview_service import router as interview_router
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
+    app.include_router(gateway.router)
     app.include_router(interview_router.router)
 
     if settings.frontend_url:

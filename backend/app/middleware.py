@@ -75,11 +75,14 @@ class RequestContextMiddleware:
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_latency.labels(method, route).observe(elapsed)
             level = "debug" if scope["path"] in _QUIET_PATHS and status < 400 else "info"
+            client = scope.get("client")
             getattr(log, level)(
                 "request",
                 method=method,
                 path=scope["path"],
                 status=status,
                 duration_ms=round(elapsed * 1000, 2),
+                client=client[0] if client else None,  # the real one behind trusted proxies
+                scheme=scope.get("scheme"),
             )
             structlog.contextvars.clear_contextvars()

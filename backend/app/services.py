@@ -14,6 +14,8 @@ import httpx
 import structlog
 
 from backend.app.auth import TokenVerifier
+from backend.app.gateway.bridge import GatewayBridge
+from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
 from backend.app.hub.component import open_hub
 from backend.app.hub.hub import Hub
@@ -35,6 +37,7 @@ class Services:
     tokens: TokenVerifier
     hub: Hub
     sessions: Sessions
+    gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
 @contextlib.asynccontextmanager
@@ -50,15 +53,20 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         if store.name != "memory":
             health.register(store.name, store.ping)
         hub, sessions = await stack.enter_async_context(open_hub(settings, store, metrics, health))
+        tokens = TokenVerifier(settings, http)
+        gateway = await stack.enter_async_context(
+            open_gateway(settings, store, tokens, metrics, hub=hub)
+        )
         services = Services(
             settings=settings,
             metrics=metrics,
             health=health,
             store=store,
             http=http,
-            tokens=TokenVerifier(settings, http),
+            tokens=tokens,
             hub=hub,
             sessions=sessions,
+            gateway=gateway,
         )
         if not settings.auth_configured:
             log.warning(

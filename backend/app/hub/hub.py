@@ -7,8 +7,11 @@ for each client frame, runs :meth:`Hub.pump` as the connection's only writer, an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import structlog
@@ -16,21 +19,31 @@ import structlog
 from backend.app.auth import Principal
 from backend.app.errors import DomainError
 from backend.app.hub import protocol
-from backend.app.hub.bus import EventBus, History, Published
+from backend.app.hub.bus import EventBus, Published
 from backend.app.hub.connection import Connection, Cursor, Sync, Transport
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.protocol import Action, Frame, ProtocolError
+from backend.app.hub.replay import catch_up
 from backend.app.storage import Store
 
 log = structlog.get_logger(__name__)
 
 MEMBERSHIP_TTL_S = 24 * 3600
-REPLAY_PAGE = 500
 
 
 class SessionAccess(Protocol):
     async def check(self, principal: Principal, session_id: str) -> None:
         """Raise Forbidden or NotFound unless the principal may follow the session."""
+
+
+class ExternalMembers(Protocol):
+    """Room members the hub does not hold itself: API Gateway connections."""
+
+    async def rooms_of(self, connection_id: str) -> set[str]: ...
+
+    async def broadcast(self, room: str, sender: str, message: Any) -> None: ...
+
+    async def send(self, target: str, sender: str, message: Any) -> None: ...
 
 
 class Hub:
@@ -53,6 +66,8 @@ class Hub:
         self._connections: dict[str, Connection] = {}
         self._rooms: dict[str, set[Connection]] = {}
         self._ids = itertools.count(1)
+        self._watchers: dict[str, set[asyncio.Queue[Published]]] = {}
+        self.external: ExternalMembers | None = None
 
     async def start(self) -> None:
         await self.bus.start(self)
@@ -61,6 +76,23 @@ class Hub:
         for conn in list(self._connections.values()):
             conn.fail(1001, "server shutting down")
         await self.bus.close()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, room: str) -> AsyncIterator[asyncio.Queue[Published]]:
+        """A queue of the room's live events on this process (for API Gateway's fan-out)."""
+        queue: asyncio.Queue[Published] = asyncio.Queue(maxsize=self._queue_messages)
+        watchers = self._watchers.setdefault(room, set())
+        if not watchers and room not in self._rooms:
+            await self.bus.follow(room)
+        watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            watchers.discard(queue)
+            if not watchers:
+                del self._watchers[room]
+                if room not in self._rooms:
+                    await self.bus.unfollow(room)
 
     # -- a connection's life ---------------------------------------------------------
     def open(self, principal: Principal, transport: Transport) -> Connection:
@@ -101,6 +133,10 @@ class Hub:
         event = await self.bus.publish(session_id, fields)
         self._metrics.published.inc()
         return event
+
+    @property
+    def access(self) -> SessionAccess:
+        return self._access
 
     async def check_access(self, principal: Principal, session_id: str) -> None:
         await self._access.check(principal, session_id)
@@ -162,7 +198,7 @@ class Hub:
             await self._access.check(conn.principal, room)
             await self._store.add_members(_membership_key(conn.id), room, ttl_s=MEMBERSHIP_TTL_S)
             members = self._rooms.setdefault(room, set())
-            if not members:
+            if not members and room not in self._watchers:
                 await self.bus.follow(room)
             members.add(conn)
             conn.cursors[room] = Cursor(epoch="", seq=-1)  # set when the Sync is sent
@@ -182,7 +218,8 @@ class Hub:
             members.discard(conn)
             if not members:
                 del self._rooms[room]
-                await self.bus.unfollow(room)
+                if room not in self._watchers:
+                    await self.bus.unfollow(room)
         self._metrics.rooms.set(len(self._rooms))
         if conn.id in self._connections:
             await self._store.remove_members(_membership_key(conn.id), room)
@@ -195,7 +232,7 @@ class Hub:
             room = next(iter(conn.cursors))
         if room not in conn.cursors:
             raise ProtocolError("not_in_room", "join the room before broadcasting to it")
-        await self.bus.send({"room": room, "from": conn.id, "message": frame.message})
+        await self.broadcast(room, conn.id, frame.message)
         return protocol.with_request_id({"type": "sent", "room": room}, frame.request_id)
 
     async def _send(self, conn: Connection, frame: Frame) -> dict[str, Any]:
@@ -210,11 +247,40 @@ class Hub:
         await self.bus.send({"target": target, "from": conn.id, "message": frame.message})
         return protocol.with_request_id({"type": "sent", "target": target}, frame.request_id)
 
+    async def broadcast(self, room: str, sender: str, message: Any) -> None:
+        """To every other member of the room, on every process and every transport."""
+        await self.bus.send({"room": room, "from": sender, "message": message})
+        if self.external is not None:
+            await self.external.broadcast(room, sender, message)
+
+    async def send_message(
+        self, target: str, sender: str, sender_rooms: set[str], message: Any
+    ) -> None:
+        """To one connection anywhere, if it shares a room with the sender."""
+        local = self._connections.get(target)
+        rooms = local.rooms if local else await self._store.members(_membership_key(target))
+        external = not rooms and self.external is not None
+        if external:
+            assert self.external is not None
+            rooms = await self.external.rooms_of(target)
+        if not rooms & sender_rooms:
+            raise ProtocolError(
+                "unknown_target", "no connection with that id shares a room with you"
+            )
+        if external:
+            assert self.external is not None
+            await self.external.send(target, sender, message)
+        else:
+            await self.bus.send({"target": target, "from": sender, "message": message})
+
     # -- live traffic from the bus -----------------------------------------------------
     def on_event(self, event: Published) -> None:
         for conn in tuple(self._rooms.get(event.session_id, ())):
             if not conn.offer(event):
                 self._metrics.slow_closes.inc()
+        for queue in tuple(self._watchers.get(event.session_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # the fan-out catches up by cursor
+                queue.put_nowait(event)
 
     def on_message(self, envelope: dict[str, Any]) -> None:
         sender = str(envelope.get("from"))
@@ -265,36 +331,14 @@ class Hub:
         quiet: bool = False,
     ) -> None:
         """Snapshot then replay (or, ``quiet``, only the missed events when it can)."""
-        cursor = conn.cursors.get(room)
-        if cursor is None:
+        if room not in conn.cursors:
             return
-        history = await self.bus.history(room, last_seq, limit=REPLAY_PAGE)
-        epoch_ok = epoch in (None, history.epoch) or last_seq == 0
-        recovered = last_seq is not None and epoch_ok and history.complete
-        if not (quiet and recovered):
-            await conn.transport.send_text(
-                protocol.dumps(
-                    protocol.snapshot(
-                        room, history.epoch, history.last_seq, recovered, history.agents
-                    )
-                )
-            )
-            if not quiet:
-                self._metrics.resumes.labels(str(recovered).lower()).inc()
-        sent = await self._replay(conn, room, history) if recovered else history.last_seq
-        conn.cursors[room] = Cursor(history.epoch, max(sent, history.last_seq))
-
-    async def _replay(self, conn: Connection, room: str, history: History) -> int:
-        sent = -1
-        page = history.events
-        while page:
-            for event in page:
-                await conn.transport.send_text(event.text)
-                sent = event.seq
-            if sent >= history.last_seq or len(page) < REPLAY_PAGE:
-                break
-            page = (await self.bus.history(room, sent, limit=REPLAY_PAGE)).events
-        return sent
+        done = await catch_up(
+            self.bus, room, last_seq, epoch, conn.transport.send_text, quiet=quiet
+        )
+        if not quiet:
+            self._metrics.resumes.labels(str(done.recovered).lower()).inc()
+        conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
 
 
 def _membership_key(connection_id: str) -> str:

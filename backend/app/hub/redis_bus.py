@@ -85,6 +85,7 @@ class RedisBus:
         self._connected = False
         self._connected_event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     # -- keys ------------------------------------------------------------------------
     def _key(self, session_id: str, part: str) -> str:
@@ -106,8 +107,13 @@ class RedisBus:
                 await self._connected_event.wait()
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
+            # redis-py can swallow a cancellation mid-read; closing the socket ends it.
+            done, _ = await asyncio.wait({self._task}, timeout=2.0)
+            if not done and self._pubsub is not None:
+                await self._pubsub.aclose()
             await asyncio.gather(self._task, return_exceptions=True)
         self._sink = None
 
@@ -219,7 +225,7 @@ class RedisBus:
 
     async def _listen(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed:
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await self._pubsub.subscribe(
@@ -235,6 +241,8 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                if self._closed:
+                    return
                 self._set_connected(False)
                 self._metrics.listener_reconnects.inc()
                 log.warning("hub_listener_lost", error=str(exc), retry_in_s=backoff)

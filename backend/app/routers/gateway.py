@@ -1,0 +1,57 @@
+"""``POST /ws``: API Gateway's WebSocket events, as HTTP requests (CONTRACT 2.3).
+
+The native WebSocket route shares the path; a POST is an HTTP request, so it lands
+here. Answers: 200 accepts (CONNECT) or acknowledges; 401/403 refuse a CONNECT; 403
+for a missing or wrong ``X-Gateway-Secret`` before anything else is looked at; 404 when
+the bridge is not configured. Replies to the client never ride on these answers: they
+go through ``@connections``.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from backend.app.deps import ServicesDep
+from backend.app.errors import NotFound
+from backend.app.gateway.bridge import EventType, parse_event
+
+router = APIRouter(tags=["api-gateway"])
+
+MAX_FRAME_BYTES = 64 * 1024
+
+
+@router.post("/ws", include_in_schema=False)
+async def gateway_event(request: Request, services: ServicesDep) -> Response:
+    bridge = services.gateway
+    if bridge is None:
+        raise NotFound(
+            "the API Gateway bridge is off: set APIGW_SHARED_SECRET and "
+            "APIGW_MANAGEMENT_ENDPOINT to turn it on",
+            code="apigw_bridge_disabled",
+        )
+    bridge.secret.check(request.headers.get("x-gateway-secret"))
+    connection_id, event = parse_event(
+        request.headers.get("connectionid"), request.headers.get("eventtype")
+    )
+    if event is EventType.CONNECT:
+        await bridge.connect(connection_id, request.query_params)
+    elif event is EventType.MESSAGE:
+        frame, size = await _read_frame(request)
+        if frame is None:
+            await bridge.oversized(connection_id, size, MAX_FRAME_BYTES)
+        else:
+            await bridge.message(connection_id, frame)
+    else:
+        await bridge.disconnect(connection_id)
+    return Response(status_code=200)
+
+
+async def _read_frame(request: Request) -> tuple[str | None, int]:
+    """The client's frame, or None (and its size) when it is over the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FRAME_BYTES:
+        return None, int(declared)  # not read at all
+    body = await request.body()
+    if len(body) > MAX_FRAME_BYTES:
+        return None, len(body)
+    return body.decode("utf-8", errors="replace"), len(body)
