@@ -1,4 +1,6 @@
 # Sourced by scripts/serve and scripts/test: install uv if missing, then the locked deps.
+# Not "$@": a sourced script sees its caller's arguments (pytest's, for scripts/test).
+# UV_SYNC_ARGS picks the groups (scripts/serve passes --no-dev).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.local/bin:$PATH"
@@ -6,4 +8,5 @@ if ! command -v uv >/dev/null 2>&1; then
   echo "bootstrap: installing uv" >&2
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
 fi
-uv sync --frozen "$@" >&2
+# shellcheck disable=SC2086
+uv sync --frozen ${UV_SYNC_ARGS:-} >&2

@@ -57,23 +57,27 @@ async def test_agent_role_is_carried(hs_app: Any) -> None:
     assert response.json()["role"] == "agent"
 
 
+# Tokens are minted when the test runs, not at collection: a long suite would expire them.
 @pytest.mark.parametrize(
-    ("token", "code"),
+    ("make_token", "code"),
     [
-        pytest.param(None, "missing_token", id="absent"),
-        pytest.param(_token(exp=int(time.time()) - 3600), "token_expired", id="expired"),
-        pytest.param(_token(aud="someone-else"), "invalid_audience", id="wrong-audience"),
-        pytest.param(_token(iss="https://evil.test/"), "invalid_issuer", id="wrong-issuer"),
+        pytest.param(lambda: None, "missing_token", id="absent"),
+        pytest.param(lambda: _token(exp=int(time.time()) - 3600), "token_expired", id="expired"),
+        pytest.param(lambda: _token(aud="someone-else"), "invalid_audience", id="wrong-audience"),
+        pytest.param(lambda: _token(iss="https://evil.test/"), "invalid_issuer", id="wrong-issuer"),
         pytest.param(
-            _token(_secret="not-the-secret-not-the-secret-!!"),
+            lambda: _token(_secret="not-the-secret-not-the-secret-!!"),
             "invalid_signature",
             id="wrong-signature",
         ),
-        pytest.param("not.a.jwt", "invalid_token", id="garbage"),
-        pytest.param(_token(sub=None), "invalid_token", id="no-subject"),
+        pytest.param(lambda: "not.a.jwt", "invalid_token", id="garbage"),
+        pytest.param(lambda: _token(sub=None), "invalid_token", id="no-subject"),
     ],
 )
-async def test_bad_tokens_get_401_with_a_reason(hs_app: Any, token: str | None, code: str) -> None:
+async def test_bad_tokens_get_401_with_a_reason(
+    hs_app: Any, make_token: Callable[[], str | None], code: str
+) -> None:
+    token = make_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = await hs_app.client.get("/api/me", headers=headers)
     assert response.status_code == 401
