@@ -47,7 +47,11 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         )
-        store = open_store(settings.redis_url, prefix=settings.redis_prefix)
+        store = open_store(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            max_connections=settings.redis_max_connections,
+        )
         stack.push_async_callback(store.close)
         health = HealthChecks(timeout_s=settings.ready_check_timeout_s)
         if store.name != "memory":

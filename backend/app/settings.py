@@ -54,6 +54,7 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_prefix: str = "pb:"
+    redis_max_connections: int = Field(default=64, ge=4, le=10_000)
 
     auth_jwt_secret: SecretStr | None = None
     auth_jwks_url: str | None = None

@@ -11,7 +11,14 @@ from starlette.websockets import WebSocketState
 
 from backend.app.auth import Principal
 from backend.app.deps import get_services, websocket_principal
-from backend.app.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
+from backend.app.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from backend.app.hub.connection import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_BIG,
@@ -26,6 +33,7 @@ log = structlog.get_logger(__name__)
 # A stalled client takes the close frame only once it reads again; uvicorn's keep-alive
 # ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
 CLOSE_TIMEOUT_S = 60.0
+CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
 
 
 class WebSocketTransport:
@@ -64,6 +72,9 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         return
     except (Forbidden, NotFound) as exc:
         await transport.close(CLOSE_FORBIDDEN, exc.message[:120])
+        return
+    except Unavailable as exc:
+        await transport.close(CLOSE_TRY_AGAIN, exc.message[:120])
         return
     except DomainError as exc:
         await transport.close(1008, exc.message[:120])

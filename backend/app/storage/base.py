@@ -56,7 +56,7 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(redis_url: str | None, *, prefix: str = "pb:") -> Store:
+def open_store(redis_url: str | None, *, prefix: str = "pb:", max_connections: int = 64) -> Store:
     """The in-memory store without a URL, the Redis store with one."""
     if not redis_url:
         from backend.app.storage.memory import MemoryStore
@@ -64,4 +64,4 @@ def open_store(redis_url: str | None, *, prefix: str = "pb:") -> Store:
         return MemoryStore()
     from backend.app.storage.redis_store import RedisStore
 
-    return RedisStore.from_url(redis_url, prefix=prefix)
+    return RedisStore.from_url(redis_url, prefix=prefix, max_connections=max_connections)

@@ -32,15 +32,18 @@ class RedisStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "pb:") -> RedisStore:
-        client = redis.Redis.from_url(
+    def from_url(cls, url: str, *, prefix: str = "pb:", max_connections: int = 64) -> RedisStore:
+        # A blocking pool: a burst (a thousand clients joining at once) waits for a free
+        # connection instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=5.0,
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
             health_check_interval=15,
-            retry_on_timeout=False,
         )
-        return cls(client, prefix=prefix)
+        return cls(redis.Redis(connection_pool=pool), prefix=prefix)
 
     def key(self, key: str) -> str:
         return self.prefix + key
