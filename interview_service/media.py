@@ -44,7 +44,10 @@ class AudioSource(Protocol):
 
 
 class Conversation(Protocol):
-    outbound: AudioSource
+    @property
+    def outbound(self) -> AudioSource:
+        """The server's voice, sent on every peer connection the call has."""
+        ...
 
     async def run(self, inbound: AsyncIterator[av.AudioFrame], events: EventSink) -> None:
         """Listen and speak until the call ends; cancelled when it does."""

@@ -2,11 +2,61 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
 
-from backend.app.deps import ServicesDep
+from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-router = APIRouter(prefix="/api/interview", tags=["interview"])
+from backend.app.deps import PrincipalDep, ServicesDep
+from backend.app.errors import InvalidInput, PayloadTooLarge
+
+# Bodies bigger than this are refused by their Content-Length before they are read.
+MAX_BODY_BYTES = 256 * 1024
+
+
+async def _bounded_body(request: Request) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes", code="body_too_large")
+
+
+router = APIRouter(
+    prefix="/api/interview", tags=["interview"], dependencies=[Depends(_bounded_body)]
+)
+
+InterviewId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: str = Field(min_length=1, max_length=128)
+    role: str | None = Field(default=None, max_length=200)
+    questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=50
+    )
+    language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
+    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600)
+
+
+class SessionDescription(BaseModel):
+    sdp: str = Field(min_length=1)
+    type: Literal["offer", "answer"]
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: str | None = None
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = Field(default=None, ge=0)
+    usernameFragment: str | None = None
+
+
+class TranscriptBody(BaseModel):
+    role: Literal["candidate", "interviewer"]
+    text: str = Field(min_length=1, max_length=10_000)
+    ts: float | None = None
 
 
 @router.get("/health")
@@ -17,3 +67,101 @@ async def interview_health(services: ServicesDep) -> dict[str, str]:
         "environment": services.settings.environment.value,
         "version": services.settings.version,
     }
+
+
+@router.post("/start", status_code=201)
+async def start(body: StartBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await services.interviews.start(principal, body.model_dump())
+
+
+@router.get("/{interview_id}/status")
+async def status(
+    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await services.interviews.status(principal, interview_id)
+
+
+@router.get("/{interview_id}/ice-servers")
+async def ice_servers(
+    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await services.interviews.ice_server_list(principal, interview_id)
+
+
+@router.post("/{interview_id}/rtc/offer")
+async def rtc_offer(
+    interview_id: InterviewId,
+    body: SessionDescription,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> dict[str, str]:
+    """The browser's offer; the answer holds every server candidate (no trickle needed)."""
+    if body.type != "offer":
+        raise InvalidInput("type must be 'offer'", code="invalid_sdp_type")
+    sdp = await services.interviews.offer(principal, interview_id, body.sdp)
+    return {"sdp": sdp, "type": "answer"}
+
+
+@router.post("/{interview_id}/rtc/restart")
+async def rtc_restart(
+    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, str]:
+    """A server offer on a fresh peer connection (ICE restart); reply with rtc/answer."""
+    sdp = await services.interviews.restart(principal, interview_id)
+    return {"sdp": sdp, "type": "offer"}
+
+
+@router.post("/{interview_id}/rtc/answer", status_code=204)
+async def rtc_answer(
+    interview_id: InterviewId,
+    body: SessionDescription,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> Response:
+    if body.type != "answer":
+        raise InvalidInput("type must be 'answer'", code="invalid_sdp_type")
+    await services.interviews.answer(principal, interview_id, body.sdp)
+    return Response(status_code=204)
+
+
+@router.post("/{interview_id}/rtc/ice-candidate", status_code=204)
+async def rtc_candidate(
+    interview_id: InterviewId,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    body: Annotated[Candidate | list[Candidate] | None, Body()] = None,
+) -> Response:
+    """One candidate or a list; ``candidate: ""`` or null (or an empty body) ends them."""
+    items = body if isinstance(body, list) else [body or Candidate()]
+    if len(items) > 50:
+        raise InvalidInput("at most 50 candidates per request", code="too_many_candidates")
+    await services.interviews.candidates(
+        principal, interview_id, [item.model_dump() for item in items]
+    )
+    return Response(status_code=204)
+
+
+@router.post("/{interview_id}/transcript", status_code=201)
+async def transcript(
+    interview_id: InterviewId,
+    body: TranscriptBody,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return await services.interviews.add_transcript(
+        principal, interview_id, body.role, body.text, body.ts
+    )
+
+
+@router.get("/{interview_id}/results")
+async def results(
+    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await services.interviews.results(principal, interview_id)
+
+
+@router.post("/{interview_id}/end")
+async def end(
+    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await services.interviews.end(principal, interview_id)

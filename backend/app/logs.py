@@ -10,6 +10,7 @@ import logging
 import sys
 
 import structlog
+import structlog.tracebacks
 
 from backend.app.settings import LogFormat, Settings
 
@@ -45,7 +46,10 @@ def configure_logging(settings: Settings) -> None:
     if wants_json(settings):
         renderer = structlog.processors.JSONRenderer()
         final: list[structlog.types.Processor] = [
-            structlog.processors.dict_tracebacks,
+            # No frame locals: they would put tokens and request bodies into the logs.
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
             renderer,
         ]
     else:

@@ -23,6 +23,7 @@ from backend.app.hub.sessions import Sessions
 from backend.app.metrics import Metrics
 from backend.app.settings import Settings
 from backend.app.storage import Store, open_store
+from interview_service.service import InterviewService, open_interviews
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ class Services:
     tokens: TokenVerifier
     hub: Hub
     sessions: Sessions
+    interviews: InterviewService
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
@@ -61,6 +63,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         gateway = await stack.enter_async_context(
             open_gateway(settings, store, tokens, metrics, hub=hub)
         )
+        interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
         services = Services(
             settings=settings,
             metrics=metrics,
@@ -70,6 +73,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             tokens=tokens,
             hub=hub,
             sessions=sessions,
+            interviews=interviews,
             gateway=gateway,
         )
         if not settings.auth_configured:

@@ -1,0 +1,68 @@
+"""The call's voice until the interviewer (the voice-loop issue) takes over.
+
+It speaks a greeting (espeak-ng when installed, else a short tone, and it says which in
+its events), then listens: every inbound frame is read and measured so the call's
+status can show that the candidate's audio arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import av
+import structlog
+
+from interview_service.audio import EspeakVoice, PacedSource, rms, tone
+from interview_service.media import EventSink, InterviewPlan
+
+log = structlog.get_logger(__name__)
+
+VOICED_RMS = 0.01  # about -40 dBFS: anything louder counts as sound, not silence
+
+
+def greeting_text(plan: InterviewPlan) -> str:
+    role = f" for the {plan.role} role" if plan.role else ""
+    first = f" {plan.questions[0]}" if plan.questions else " Tell me a little about yourself."
+    return f"Hello, and welcome to your interview{role}.{first}"
+
+
+class Greeter:
+    def __init__(self, plan: InterviewPlan, voice: EspeakVoice | None = None) -> None:
+        self.plan = plan
+        self.voice = voice or EspeakVoice()
+        self.outbound = PacedSource()
+        self.frames_in = 0
+        self.voiced_frames_in = 0
+
+    async def run(self, inbound: AsyncIterator[av.AudioFrame], events: EventSink) -> None:
+        text = greeting_text(self.plan)
+        started = time.time()
+        if self.voice.available:
+            pcm = await self.voice.synthesize(text, language=self.plan.language)
+            engine = "espeak-ng"
+        else:
+            pcm = tone(1.0)
+            engine = "tone"
+            log.warning("no_tts_engine", detail="espeak-ng not installed; greeting is a tone")
+        self.outbound.enqueue_pcm(pcm)
+        duration = len(pcm) / 2 / 48_000
+        events.send(
+            {
+                "type": "transcript",
+                "item": {
+                    "id": "greeting",
+                    "role": "interviewer",
+                    "text": text,
+                    "start": started,
+                    "end": started + duration,
+                    "interrupted": False,
+                    "final": True,
+                },
+                "engine": engine,
+            }
+        )
+        async for frame in inbound:
+            self.frames_in += 1
+            if rms(frame) >= VOICED_RMS:
+                self.voiced_frames_in += 1

@@ -1,0 +1,254 @@
+"""The server's WebRTC peer: the only module that imports aiortc.
+
+One :class:`Peer` is one ``RTCPeerConnection``. Renegotiation and ICE restart build a
+new one for the same call (see :mod:`interview_service.calls`). The peer reports what
+happens through a :class:`PeerListener` and knows nothing of interviews.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import av
+import structlog
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+from backend.app.errors import InvalidInput, UpstreamFailed
+from interview_service.media import AudioSource
+
+log = structlog.get_logger(__name__)
+
+EVENTS_LABEL = "events"
+PENDING_EVENTS = 256  # events queued before the channel opens; the oldest go first
+
+
+class PeerListener(Protocol):
+    def peer_state(self, connection_state: str, ice_connection_state: str) -> None: ...
+
+    def peer_frame(self, frame: av.AudioFrame) -> None: ...
+
+    def peer_message(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    ice_servers: list[dict[str, Any]]  # the server's own list: never a public default
+    relay_only: bool = False
+    gather_timeout_s: float = 5.0
+
+
+class TurnUnusable(UpstreamFailed):
+    """Relay-only, yet gathering produced no relay candidate: TURN refused or unreachable."""
+
+    code = "turn_unusable"
+
+
+class GatheringTimeout(UpstreamFailed):
+    code = "ice_gathering_timeout"
+
+
+def parse_candidate(raw: Mapping[str, Any]) -> Any:
+    """A browser's ``{candidate, sdpMid, sdpMLineIndex}`` as aiortc's candidate; None ends them."""
+    text = raw.get("candidate")
+    if text in (None, ""):
+        return None
+    if not isinstance(text, str) or len(text) > 1024:
+        raise InvalidInput("candidate must be an SDP candidate string", code="invalid_candidate")
+    mid, index = raw.get("sdpMid"), raw.get("sdpMLineIndex")
+    if mid is None and index is None:
+        raise InvalidInput("a candidate needs sdpMid or sdpMLineIndex", code="invalid_candidate")
+    if (mid is not None and not isinstance(mid, str)) or (
+        index is not None and (not isinstance(index, int) or isinstance(index, bool))
+    ):
+        raise InvalidInput("sdpMid is a string, sdpMLineIndex an integer", code="invalid_candidate")
+    try:
+        candidate = candidate_from_sdp(text.removeprefix("a=").removeprefix("candidate:"))
+    except (ValueError, IndexError, AssertionError) as exc:
+        raise InvalidInput(f"unparseable candidate: {exc}", code="invalid_candidate") from None
+    candidate.sdpMid = mid
+    candidate.sdpMLineIndex = index
+    return candidate
+
+
+class _SourceTrack(MediaStreamTrack):
+    """The server's voice: frames from the conversation's paced source."""
+
+    kind = "audio"
+
+    def __init__(self, source: AudioSource) -> None:
+        super().__init__()
+        self._source = source
+
+    async def recv(self) -> av.AudioFrame:
+        return await self._source.recv()
+
+
+def _opus_first(transceiver: Any) -> None:
+    codecs = RTCRtpSender.getCapabilities("audio").codecs
+    ranked = sorted(codecs, key=lambda codec: codec.mimeType.lower() != "audio/opus")
+    transceiver.setCodecPreferences(ranked)
+
+
+class Peer:
+    def __init__(self, options: PeerOptions, source: AudioSource, listener: PeerListener) -> None:
+        policy = RTCIceTransportPolicy.RELAY if options.relay_only else RTCIceTransportPolicy.ALL
+        servers = [
+            RTCIceServer(
+                urls=server["urls"],
+                username=server.get("username"),
+                credential=server.get("credential"),
+            )
+            for server in options.ice_servers
+        ]
+        self._options = options
+        self._listener = listener
+        self._pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+        )
+        self._track = _SourceTrack(source)
+        self._channel: RTCDataChannel | None = None
+        self._pending: deque[str] = deque(maxlen=PENDING_EVENTS)
+        self._readers: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.awaiting_answer = False
+        self._pc.on("connectionstatechange", self._report_state)
+        self._pc.on("iceconnectionstatechange", self._report_state)
+        self._pc.on("datachannel", self._adopt_channel)
+        self._pc.on("track", self._read_track)
+
+    # ---- signaling -------------------------------------------------------------------
+
+    async def answer(self, offer_sdp: str) -> str:
+        """The answer to a browser's offer, with every local candidate gathered."""
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise InvalidInput(f"the offer is not valid SDP: {exc}", code="invalid_sdp") from None
+        audio = [t for t in self._pc.getTransceivers() if t.kind == "audio"]
+        if not audio:
+            raise InvalidInput("the offer has no audio m-line", code="no_audio")
+        self._pc.addTrack(self._track)
+        _opus_first(audio[0])
+        return await self._describe(await self._pc.createAnswer())
+
+    async def offer(self) -> str:
+        """A server offer (renegotiation, ICE restart); the browser replies via rtc/answer."""
+        transceiver = self._pc.addTransceiver(self._track, direction="sendrecv")
+        _opus_first(transceiver)
+        self._adopt_channel(self._pc.createDataChannel(EVENTS_LABEL))
+        sdp = await self._describe(await self._pc.createOffer())
+        self.awaiting_answer = True
+        return sdp
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        try:
+            await self._pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+        except (ValueError, KeyError, IndexError) as exc:
+            raise InvalidInput(f"the answer is not valid SDP: {exc}", code="invalid_sdp") from None
+        self.awaiting_answer = False
+
+    @property
+    def has_remote_description(self) -> bool:
+        return self._pc.remoteDescription is not None
+
+    async def add_candidate(self, candidate: Any) -> None:
+        """One parsed remote candidate, or None for end-of-candidates."""
+        await self._pc.addIceCandidate(candidate)
+
+    async def _describe(self, description: RTCSessionDescription) -> str:
+        # aiortc gathers every candidate inside setLocalDescription; bound it.
+        try:
+            await asyncio.wait_for(
+                self._pc.setLocalDescription(description), self._options.gather_timeout_s
+            )
+        except TimeoutError:
+            raise GatheringTimeout(
+                f"ICE gathering took over {self._options.gather_timeout_s:g}s; is TURN reachable?"
+            ) from None
+        sdp: str = self._pc.localDescription.sdp
+        if self._options.relay_only and " typ relay" not in sdp:
+            raise TurnUnusable(
+                "relay-only, but TURN gave no relay candidate: check TURN_SERVER, TURN_SECRET "
+                "and that coturn is reachable"
+            )
+        return sdp
+
+    # ---- events channel --------------------------------------------------------------
+
+    def send_event(self, event: Mapping[str, Any]) -> None:
+        text = json.dumps(event, separators=(",", ":"))
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(text)
+        else:
+            self._pending.append(text)
+
+    def _adopt_channel(self, channel: RTCDataChannel) -> None:
+        if channel.label != EVENTS_LABEL:
+            return
+        self._channel = channel
+        channel.on("message", self._on_message)
+        channel.on("open", self._flush)
+        if channel.readyState == "open":
+            self._flush()
+
+    def _flush(self) -> None:
+        channel = self._channel
+        while self._pending and channel is not None and channel.readyState == "open":
+            channel.send(self._pending.popleft())
+
+    def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            self._listener.peer_message(message)
+
+    # ---- media -----------------------------------------------------------------------
+
+    def _read_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "audio":
+            return
+        task = asyncio.get_running_loop().create_task(self._pump(track))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+
+    async def _pump(self, track: MediaStreamTrack) -> None:
+        # Always read, so frames never pile up in aiortc's jitter buffer.
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self._listener.peer_frame(frame)  # type: ignore[arg-type]
+
+    def _report_state(self) -> None:
+        if not self._closed:
+            self._listener.peer_state(self._pc.connectionState, self._pc.iceConnectionState)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self._pc.connectionState)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._readers):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self._pc.close()
+        for task in list(self._readers):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

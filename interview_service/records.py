@@ -1,0 +1,167 @@
+"""Interview records: the state machine and their home in the store.
+
+A record outlives its call (results are read after the end) and lives under
+``interview:{id}`` with ``INTERVIEW_RECORD_TTL_S``. Only the process that holds the call
+changes a live record, so writes are plain puts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from backend.app.errors import Conflict, NotFound
+from backend.app.storage import Store
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    CONNECTING = "connecting"
+    ACTIVE = "active"
+    ENDED = "ended"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+FINAL = frozenset({Status.ENDED, Status.FAILED, Status.EXPIRED})
+
+# Which states each state may move to. A final state moves nowhere.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.CREATED: frozenset({Status.CONNECTING, Status.ENDED, Status.FAILED, Status.EXPIRED}),
+    Status.CONNECTING: frozenset({Status.ACTIVE, Status.ENDED, Status.FAILED, Status.EXPIRED}),
+    Status.ACTIVE: frozenset({Status.ENDED, Status.FAILED}),
+    Status.ENDED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.EXPIRED: frozenset(),
+}
+
+
+@dataclass(slots=True)
+class TranscriptLine:
+    role: str  # "candidate" | "interviewer"
+    text: str
+    start: float
+    end: float
+    id: str = ""
+    interrupted: bool = False
+    final: bool = True
+    source: str = "server"  # "server" (recognised/spoken) or "client" (POST /transcript)
+
+
+@dataclass(slots=True)
+class InterviewRecord:
+    id: str
+    user_id: str
+    owner: str  # the principal's sub that started it
+    role: str | None
+    questions: list[str]
+    language: str
+    max_duration_s: float
+    created_at: float
+    expires_at: float  # nobody connected by then: expired
+    status: Status = Status.CREATED
+    connection_state: str = "new"
+    ice_connection_state: str = "new"
+    started_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    turns: int = 0
+    current_question: int | None = None
+    transcript: list[TranscriptLine] = field(default_factory=list)
+    media: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def move(self, to: Status, *, reason: str | None = None, now: float | None = None) -> bool:
+        """Apply one transition; False when already there, Conflict when not allowed."""
+        if to is self.status:
+            return False
+        if to not in TRANSITIONS[self.status]:
+            raise Conflict(
+                f"interview is {self.status.value}; it cannot become {to.value}",
+                code="invalid_state",
+            )
+        now = time.time() if now is None else now
+        self.status = to
+        if to is Status.ACTIVE:
+            self.started_at = now
+        if to in FINAL:
+            self.ended_at = now
+            self.end_reason = reason or to.value
+        return True
+
+    def duration_s(self, now: float | None = None) -> float:
+        if self.started_at is None:
+            return 0.0
+        end = self.ended_at if self.ended_at is not None else (time.time() if now is None else now)
+        return round(max(0.0, end - self.started_at), 3)
+
+    def add_line(self, line: TranscriptLine) -> None:
+        """Merge one line in time order (client lines may arrive late)."""
+        index = len(self.transcript)
+        while index and self.transcript[index - 1].start > line.start:
+            index -= 1
+        self.transcript.insert(index, line)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> InterviewRecord:
+        data: dict[str, Any] = json.loads(raw)
+        data["status"] = Status(data["status"])
+        data["transcript"] = [TranscriptLine(**line) for line in data.get("transcript", [])]
+        return cls(**data)
+
+    def status_view(self) -> dict[str, Any]:
+        current = self.current_question
+        return {
+            "session_id": self.id,
+            "status": self.status.value,
+            "connection_state": self.connection_state,
+            "ice_connection_state": self.ice_connection_state,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s(),
+            "turns": self.turns,
+            "current_question": (
+                None
+                if current is None or current >= len(self.questions)
+                else {"index": current, "text": self.questions[current]}
+            ),
+            "end_reason": self.end_reason,
+            "media": dict(self.media),
+        }
+
+
+class InterviewRecords:
+    """Interview records in the shared store (memory or Redis)."""
+
+    def __init__(self, store: Store, *, ttl_s: float) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+
+    @staticmethod
+    def _key(interview_id: str) -> str:
+        return f"interview:{interview_id}"
+
+    async def create(self, record: InterviewRecord) -> None:
+        if not await self._store.put_if_absent(
+            self._key(record.id), record.to_json(), ttl_s=self._ttl_s
+        ):
+            raise Conflict("interview id already taken", code="interview_exists")
+
+    async def save(self, record: InterviewRecord) -> None:
+        await self._store.put(self._key(record.id), record.to_json(), ttl_s=self._ttl_s)
+
+    async def load(self, interview_id: str) -> InterviewRecord:
+        raw = await self._store.get(self._key(interview_id))
+        if raw is None:
+            raise NotFound(f"no interview {interview_id!r}", code="interview_not_found")
+        return InterviewRecord.from_json(raw)

@@ -1,0 +1,112 @@
+"""A browser stand-in for tests and benchmarks: an aiortc peer that calls the service.
+
+It opens the ``events`` data channel before its offer (as the contract asks of
+browsers), sends a tone as its microphone, and records what it hears and receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import av
+import httpx
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
+from interview_service.audio import PacedSource, rms, tone
+
+
+class _Microphone(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(self, source: PacedSource) -> None:
+        super().__init__()
+        self.source = source
+
+    async def recv(self) -> av.AudioFrame:
+        return await self.source.recv()
+
+
+class RtcClient:
+    def __init__(
+        self,
+        ice_servers: list[dict[str, Any]] | None = None,
+        *,
+        relay_only: bool = False,
+        speak_s: float = 3.0,
+    ) -> None:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in (ice_servers or [])
+        ]
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
+        self.microphone = PacedSource()
+        self.microphone.enqueue_pcm(tone(speak_s, hz=330.0, level=0.3))
+        self.pc.addTrack(_Microphone(self.microphone))
+        self.channel = self.pc.createDataChannel("events")
+        self.events: list[dict[str, Any]] = []
+        self.frames_heard = 0
+        self.loud_frames_heard = 0
+        self.connected = asyncio.Event()
+        self._readers: list[asyncio.Task[None]] = []
+        self.channel.on("message", self._on_message)
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    def _on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            self.events.append(json.loads(message))
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState == "connected":
+            self.connected.set()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._readers.append(asyncio.get_running_loop().create_task(self._listen(track)))
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            self.frames_heard += 1
+            if rms(frame) > 0.01:  # type: ignore[arg-type]
+                self.loud_frames_heard += 1
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
+
+    async def call(self, http: httpx.AsyncClient, interview_id: str) -> str:
+        """Offer through the REST API and apply the answer; returns the answer SDP."""
+        response = await http.post(
+            f"/api/interview/{interview_id}/rtc/offer",
+            json={"sdp": await self.offer(), "type": "offer"},
+        )
+        response.raise_for_status()
+        answer: str = response.json()["sdp"]
+        await self.accept(answer)
+        return answer
+
+    def event_types(self) -> list[str]:
+        return [str(event.get("type")) for event in self.events]
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
