@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.app.deps import PrincipalDep, ServicesDep
-from backend.app.errors import InvalidInput, PayloadTooLarge
+from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -24,7 +27,7 @@ router = APIRouter(
     prefix="/api/interview", tags=["interview"], dependencies=[Depends(_bounded_body)]
 )
 
-InterviewId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class StartBody(BaseModel):
@@ -165,3 +168,17 @@ async def end(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.end(principal, interview_id)
+
+
+DEMO_PAGE = Path(__file__).with_name("static") / "interview.html"
+demo_router = APIRouter(tags=["interview"])
+
+
+@demo_router.get("/demo/interview", response_class=HTMLResponse, include_in_schema=False)
+async def demo_page(services: ServicesDep) -> HTMLResponse:
+    """The browser test page: start an interview, talk, hear it, watch the events."""
+    if not services.settings.interview_demo_page:
+        raise NotFound("the demo page is off (INTERVIEW_DEMO_PAGE=false)", code="not_found")
+    return HTMLResponse(
+        DEMO_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"}
+    )

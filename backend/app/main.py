@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(gateway.router)
     app.include_router(interview_router.router)
+    app.include_router(interview_router.demo_router)
 
     if settings.frontend_url:
         app.add_middleware(

@@ -86,6 +86,7 @@ class Settings(BaseSettings):
     interview_ice_gather_timeout_s: float = Field(default=5.0, gt=0, le=60)
     interview_relay_only: bool = False  # the server peer relays through TURN only (ECS)
     interview_heartbeat_s: float = Field(default=5.0, gt=0)
+    interview_demo_page: bool = True  # GET /demo/interview, the browser test page
     interview_sdp_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
     s3_bucket: str | None = None

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCSessionDescription
 
 from backend.app.auth import Role, mint_token
 from backend.app.settings import Settings
@@ -231,11 +232,10 @@ async def test_server_offer_for_ice_restart_takes_the_browsers_answer(
     restart = await client.post(f"/api/interview/{interview}/rtc/restart")
     assert restart.status_code == 200
     offer = restart.json()
-    assert offer["type"] == "offer" and "m=audio" in offer["sdp"]
+    assert offer["type"] == "offer"
+    assert "m=audio" in offer["sdp"]
     browser = RtcClient()
     try:
-        from aiortc import RTCSessionDescription
-
         await browser.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await browser.pc.setLocalDescription(await browser.pc.createAnswer())
         response = await client.post(

@@ -1,0 +1,173 @@
+"""coturn and aiortc for real, inside a loopback-only namespace (see conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aioice.stun
+import aioice.turn
+import pytest
+
+from backend.app.settings import Settings
+from interview_service.turn import turn_credentials
+from tests.support.coturn import Coturn
+from tests.support.rtc_client import RtcClient
+
+
+async def _allocate(coturn: Coturn, username: str, password: str) -> tuple[str, int]:
+    transport, _ = await aioice.turn.create_turn_endpoint(
+        asyncio.DatagramProtocol,
+        server_addr=("127.0.0.1", coturn.port),
+        username=username,
+        password=password,
+    )
+    try:
+        relayed: tuple[str, int] = transport.get_extra_info("sockname")
+        return relayed
+    finally:
+        transport.close()
+
+
+async def test_coturn_accepts_minted_credentials_and_refuses_bad_ones(coturn: Coturn) -> None:
+    good = turn_credentials(coturn.secret, "cand-1", ttl_s=600, now=time.time())
+    host, port = await _allocate(coturn, good.username, good.credential)
+    assert host == "127.0.0.1"
+    assert coturn.min_port <= port <= coturn.min_port + 19
+
+    expired = turn_credentials(coturn.secret, "cand-1", ttl_s=-60, now=time.time())
+    with pytest.raises(aioice.stun.TransactionFailed) as refused:
+        await _allocate(coturn, expired.username, expired.credential)
+    assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+
+    forged = turn_credentials("not-the-secret", "cand-1", ttl_s=600, now=time.time())
+    with pytest.raises(aioice.stun.TransactionFailed) as refused:
+        await _allocate(coturn, forged.username, forged.credential)
+    assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+
+
+async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def test_relay_only_call_carries_audio_both_ways(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = await start_app(
+        make_settings(
+            turn_server=coturn.server, turn_secret=coturn.secret, interview_relay_only=True
+        )
+    )
+    http = app.client
+    started = (
+        await http.post(
+            "/api/interview/start", json={"user_id": "cand-1", "role": "site reliability engineer"}
+        )
+    ).json()
+    interview = started["session_id"]
+    ice = (await http.get(f"/api/interview/{interview}/ice-servers")).json()["ice_servers"]
+    client = RtcClient(ice, relay_only=True, speak_s=4.0)
+    try:
+        answer = await client.call(http, interview)
+        assert " typ relay " in answer
+        assert " typ host " not in answer  # relay-only: the server offers nothing else
+        await asyncio.wait_for(client.connected.wait(), 15)
+        # the greeting is spoken (espeak-ng) and heard; the candidate's tone is received
+        assert await _wait(lambda: client.loud_frames_heard >= 50, 15), client.loud_frames_heard
+        status: dict[str, Any] = {}
+
+        async def server_heard_us() -> bool:
+            nonlocal status
+            status = (await http.get(f"/api/interview/{interview}/status")).json()
+            return status["media"].get("voiced_frames_in", 0) >= 50
+
+        deadline = time.monotonic() + 15
+        while not await server_heard_us() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert status["status"] == "active", status
+        assert status["connection_state"] == "connected"
+        assert status["media"]["voiced_frames_in"] >= 50, status
+        assert "state" in client.event_types()
+        greeting = next(e for e in client.events if e.get("type") == "transcript")
+        assert "site reliability engineer" in greeting["item"]["text"]
+        assert greeting["engine"] == "espeak-ng"
+
+        ended = (await http.post(f"/api/interview/{interview}/end")).json()
+        assert ended["status"] == "ended"
+        assert await _wait(lambda: client.pc.connectionState in ("closed", "failed"), 40)
+    finally:
+        await client.close()
+    results = (await http.get(f"/api/interview/{interview}/results")).json()
+    assert results["transcript"][0]["role"] == "interviewer"
+    assert results["metrics"]["frames_in"] > 0
+    assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
+
+
+async def test_wrong_turn_secret_is_a_clear_502_not_a_dead_call(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = await start_app(
+        make_settings(
+            turn_server=coturn.server,
+            turn_secret="a-secret-coturn-does-not-know",
+            interview_relay_only=True,
+        )
+    )
+    started = (await app.client.post("/api/interview/start", json={"user_id": "c"})).json()
+    client = RtcClient()
+    try:
+        response = await app.client.post(
+            f"/api/interview/{started['session_id']}/rtc/offer",
+            json={"sdp": await client.offer(), "type": "offer"},
+        )
+    finally:
+        await client.close()
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "turn_unusable"
+    status = (await app.client.get(f"/api/interview/{started['session_id']}/status")).json()
+    assert status["status"] == "created"  # the interview can still be retried
+
+
+async def test_a_call_whose_media_stops_ends_itself(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = await start_app(
+        make_settings(
+            turn_server=coturn.server,
+            turn_secret=coturn.secret,
+            interview_relay_only=True,
+            interview_idle_timeout_s=1.5,
+        )
+    )
+    http = app.client
+    started = (await http.post("/api/interview/start", json={"user_id": "c"})).json()
+    interview = started["session_id"]
+    client = RtcClient(started["ice_servers"], relay_only=True)
+    try:
+        await client.call(http, interview)
+        await asyncio.wait_for(client.connected.wait(), 15)
+    finally:
+        await client.close()  # the browser tab vanishes without calling end
+    deadline = time.monotonic() + 15
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = (await http.get(f"/api/interview/{interview}/status")).json()
+        if status["status"] != "active":
+            break
+        await asyncio.sleep(0.2)
+    assert status["status"] == "ended", status
+    assert status["end_reason"] == "idle_timeout"
+    assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
