@@ -15,7 +15,9 @@ from backend.app.services import Services
 _bearer = HTTPBearer(auto_error=False, description="A JWT: HS256 or from the JWKS")
 
 
-def get_services(connection: HTTPConnection) -> Services:
+async def get_services(connection: HTTPConnection) -> Services:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
+    # thread hop on every request and WebSocket handshake.
     services: Services = connection.state.services
     return services
 

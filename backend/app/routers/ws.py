@@ -55,7 +55,7 @@ class WebSocketTransport:
 @router.websocket("/ws")
 @router.websocket("/ws/{session_id}")
 async def status_socket(websocket: WebSocket, session_id: str | None = None) -> None:
-    services = get_services(websocket)
+    services = await get_services(websocket)
     hub: Hub = services.hub
     params = websocket.query_params
     session_id = session_id or params.get("session_id") or None
