@@ -1,7 +1,7 @@
 """Fan-out benchmark of the status hub against the raw `websockets` ceiling and python-socketio.
 
-    uv run python -m bench.hub_fanout                      # 20 sessions x 50 subscribers
-    uv run python -m bench.hub_fanout --sessions 100 --subscribers 50 --rate 200
+    uv run python -m bench.hub_fanout                      # 100 sessions x 50 subscribers
+    uv run python -m bench.hub_fanout --sessions 20 --subscribers 50 --rate 200
     uv run python -m bench.hub_fanout --quick              # smoke run
 
 One invocation measures, with the same subscriber processes and the same publisher rate:
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +132,9 @@ def _event_of(kind: str, raw: str | bytes) -> dict[str, Any] | None:
     return body if body.get("type") == "agent_status" else None
 
 
-async def _read(kind: str, ws: ClientConnection, lat: list[float], stop: Any) -> None:
+async def _read(
+    kind: str, ws: ClientConnection, lat: list[float], count: list[int], stop: Any
+) -> None:
     while not stop.is_set():
         try:
             raw = await asyncio.wait_for(ws.recv(), 0.5)
@@ -146,7 +147,9 @@ async def _read(kind: str, ws: ClientConnection, lat: list[float], stop: Any) ->
             continue
         event = _event_of(kind, raw)
         if event is not None:
-            lat.append(time.time() - float(event["data"]["t"]))
+            count[0] += 1
+            if not event["data"].get("w"):  # warm-up events count, but not for latency
+                lat.append(time.time() - float(event["data"]["t"]))
 
 
 def _worker(
@@ -164,16 +167,23 @@ def _worker(
         while not go.is_set():
             await asyncio.sleep(0.05)
         lat: list[float] = []
-        await asyncio.gather(*(_read(kind, ws, lat, stop) for ws in sockets))
-        results.put(lat)
+        count = [0]
+        await asyncio.gather(*(_read(kind, ws, lat, count, stop) for ws in sockets))
+        results.put((lat, count[0]))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     asyncio.run(run())
 
 
+HTTP_LANES = 4
+
+
 # -- the publisher -------------------------------------------------------------------------
-async def _publish(target: Target, sessions: list[str], rate: float, duration: float) -> int:
+async def _publish(
+    target: Target, sessions: list[str], rate: float, duration: float, warmup: float
+) -> int:
     interval = 1.0 / rate
+    duration += warmup
     sent = 0
     start = time.monotonic()
 
@@ -183,35 +193,53 @@ async def _publish(target: Target, sessions: list[str], rate: float, duration: f
             "status": "running",
             "progress": 0.5,
             "message": "frame",
-            "data": {"t": time.time()},
+            "data": {"t": time.time(), "w": time.monotonic() - start < warmup},
         }
 
     if target.kind == "hub":
-        # Publishes overlap (at most 64 in flight), as many agents publishing at once do.
-        slots = asyncio.Semaphore(64)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{target.port}",
-            timeout=10,
-            limits=httpx.Limits(max_connections=64),
-        ) as http:
-            failed = 0
+        # Keep-alive HTTP/1.1 on a few sockets, requests written by hand: a general-purpose
+        # client (httpx) costs most of a core at these rates and would starve the server
+        # it measures on a 2-core machine.
+        lanes = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(HTTP_LANES)]
+        in_flight = [asyncio.Queue[float]() for _ in lanes]
+        failed = 0
 
-            async def post(session: str) -> None:
-                nonlocal failed
-                try:
-                    response = await http.post(f"/api/sessions/{session}/events", json=event())
-                    failed += response.status_code != 202
-                except httpx.HTTPError:
-                    failed += 1
-                finally:
-                    slots.release()
+        async def read_replies(lane: int) -> None:
+            nonlocal failed
+            reader = lanes[lane][0]
+            while True:
+                await in_flight[lane].get()
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                failed += status != 202
+                in_flight[lane].task_done()
 
-            async with asyncio.TaskGroup() as group:
-                while time.monotonic() - start < duration:
-                    await slots.acquire()
-                    group.create_task(post(sessions[sent % len(sessions)]))
-                    sent += 1
-                    await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+        readers = [asyncio.create_task(read_replies(i)) for i in range(len(lanes))]
+        while time.monotonic() - start < duration:
+            lane = sent % len(lanes)
+            body = json.dumps(event()).encode()
+            lanes[lane][1].write(
+                f"POST /api/sessions/{sessions[sent % len(sessions)]}/events HTTP/1.1\r\n"
+                f"host: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            in_flight[lane].put_nowait(time.monotonic())
+            sent += 1
+            await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+        try:
+            await asyncio.wait_for(asyncio.gather(*(q.join() for q in in_flight)), 30)
+        except TimeoutError:
+            failed += sum(q.qsize() for q in in_flight)
+        for task in readers:
+            task.cancel()
+        for _, writer in lanes:
+            writer.close()
         if failed:
             print(f"  {target.name}: {failed} publishes failed", file=sys.stderr)
         return sent - failed
@@ -278,10 +306,12 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(1.0)
         rss_idle = _rss_kib(server.pid)
         go.set()
-        sent = asyncio.run(_publish(target, sessions, args.rate, args.duration))
+        sent = asyncio.run(_publish(target, sessions, args.rate, args.duration, args.warmup))
         time.sleep(1.0)  # let the last events land
         stop.set()
-        latencies = [x for _ in workers for x in results.get(timeout=60)]
+        replies = [results.get(timeout=60) for _ in workers]
+        latencies = [x for lat, _ in replies for x in lat]
+        delivered = sum(count for _, count in replies)
         for worker in workers:
             worker.join(timeout=30)
             if worker.is_alive():
@@ -300,9 +330,9 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "target": target.name,
         "connections": connected,
         "published": sent,
-        "delivered": len(latencies),
+        "delivered": delivered,
         "expected": sent * args.subscribers,
-        "delivered_per_s": len(latencies) / args.duration,
+        "delivered_per_s": delivered / (args.duration + args.warmup),
         "p50_ms": pct(0.50) if latencies else float("nan"),
         "p99_ms": pct(0.99) if latencies else float("nan"),
         "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
@@ -323,7 +353,8 @@ def _clean_redis(prefix: str) -> None:
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"\n{args.sessions} sessions x {args.subscribers} subscribers, {args.rate:g} events/s "
-        f"for {args.duration:g} s ({args.workers} subscriber processes), {os.cpu_count()} cores"
+        f"for {args.duration:g} s after {args.warmup:g} s warm-up ({args.workers} subscriber "
+        f"processes), {os.cpu_count()} cores"
     )
     header = (
         f"{'target':<17}{'conns':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
@@ -350,9 +381,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--subscribers", type=int, default=50)
     parser.add_argument("--rate", type=float, default=200.0, help="published events/s")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds published first, left out of latency"
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--targets", default="hub-memory,hub-redis,raw-websockets,python-socketio")
@@ -361,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.subscribers, args.rate, args.duration = 2, 5, 20.0, 2.0
+        args.warmup = 0.5
         args.workers = 1
     _raise_nofile()
     rows = [measure(target, args) for target in targets(args.targets.split(","))]
