@@ -64,7 +64,10 @@ async def test_relay_only_call_carries_audio_both_ways(
 ) -> None:
     app = await start_app(
         make_settings(
-            turn_server=coturn.server, turn_secret=coturn.secret, interview_relay_only=True
+            turn_server=coturn.server,
+            turn_secret=coturn.secret,
+            interview_relay_only=True,
+            interview_heartbeat_s=0.5,
         )
     )
     http = app.client
@@ -97,6 +100,7 @@ async def test_relay_only_call_carries_audio_both_ways(
         assert status["connection_state"] == "connected"
         assert status["media"]["voiced_frames_in"] >= 50, status
         assert "state" in client.event_types()
+        assert "heartbeat" in client.event_types()  # the data channel's keep-alive
         greeting = next(e for e in client.events if e.get("type") == "transcript")
         assert "site reliability engineer" in greeting["item"]["text"]
         assert greeting["engine"] == "espeak-ng"
@@ -108,6 +112,13 @@ async def test_relay_only_call_carries_audio_both_ways(
         await client.close()
     results = (await http.get(f"/api/interview/{interview}/results")).json()
     assert results["transcript"][0]["role"] == "interviewer"
+    # nothing of the call outlives it: no task of a call or a peer is left running
+    leftovers = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_coro().__qualname__.startswith(("Call.", "Peer.", "Greeter."))  # type: ignore[union-attr]
+    ]
+    assert leftovers == []
     assert results["metrics"]["frames_in"] > 0
     assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
 
