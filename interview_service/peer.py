@@ -86,6 +86,22 @@ def parse_candidate(raw: Mapping[str, Any]) -> Any:
     return candidate
 
 
+def _without_empty_end_of_candidates(sdp: str) -> str:
+    """Drop ``a=end-of-candidates`` from an offer that carries no candidate at all.
+
+    aioice prunes every ICE component the remote ended without candidates, and then
+    gathers nothing of its own: a peer that offers before it has a candidate (one that
+    will trickle, or that can only be reached through our relay) would get an answer
+    with no candidates and a dead call. Its real end marker can still come through
+    ``rtc/ice-candidate``.
+    """
+    if "a=candidate:" in sdp or "a=end-of-candidates" not in sdp:
+        return sdp
+    return "".join(
+        line for line in sdp.splitlines(keepends=True) if not line.startswith("a=end-of-candidates")
+    )
+
+
 class _SourceTrack(MediaStreamTrack):
     """The server's voice: frames from the conversation's paced source."""
 
@@ -136,6 +152,7 @@ class Peer:
 
     async def answer(self, offer_sdp: str) -> str:
         """The answer to a browser's offer, with every local candidate gathered."""
+        offer_sdp = _without_empty_end_of_candidates(offer_sdp)
         try:
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         except (ValueError, KeyError, IndexError) as exc:

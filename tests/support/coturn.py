@@ -6,8 +6,10 @@ to each other; everything else as in production (``use-auth-secret``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -78,12 +80,23 @@ class Coturn:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"coturn exited: {self.tail()}")
-            with socket.socket() as probe:  # coturn also listens on TCP
-                probe.settimeout(0.2)
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if self._answers_stun_over_udp():
+                return
             time.sleep(0.05)
         raise RuntimeError(f"coturn did not start: {self.tail()}")
+
+    def _answers_stun_over_udp(self) -> bool:
+        """A STUN Binding request over UDP: coturn's TCP listener comes up before its UDP one,
+        and an allocation sent too early is refused by ICMP and gathers nothing."""
+        request = struct.pack("!HHI12s", 0x0001, 0, 0x2112A442, os.urandom(12))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.settimeout(0.2)
+            try:
+                probe.sendto(request, ("127.0.0.1", self.port))
+                reply, _ = probe.recvfrom(2048)
+            except OSError:  # refused (not bound yet) or timed out
+                return False
+        return reply[:2] == b"\x01\x01" and reply[8:20] == request[8:20]
 
     def tail(self, lines: int = 30) -> str:
         text = ""
