@@ -176,9 +176,43 @@ async def test_a_call_whose_media_stops_ends_itself(
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status = (await http.get(f"/api/interview/{interview}/status")).json()
-        if status["status"] != "active":
+        if status["status"] not in ("connecting", "active"):
             break
         await asyncio.sleep(0.2)
     assert status["status"] == "ended", status
     assert status["end_reason"] == "idle_timeout"
     assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
+
+
+async def test_a_call_ends_at_its_maximum_duration(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = await start_app(
+        make_settings(
+            turn_server=coturn.server, turn_secret=coturn.secret, interview_relay_only=True
+        )
+    )
+    http = app.client
+    started = (
+        await http.post("/api/interview/start", json={"user_id": "c", "max_duration_s": 1.5})
+    ).json()
+    interview = started["session_id"]
+    client = RtcClient(started["ice_servers"], relay_only=True, speak_s=20)
+    try:
+        await client.call(http, interview)
+        await asyncio.wait_for(client.connected.wait(), 15)
+        deadline = time.monotonic() + 15
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = (await http.get(f"/api/interview/{interview}/status")).json()
+            if status["status"] not in ("connecting", "active"):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+    assert status["status"] == "ended", status
+    assert status["end_reason"] == "max_duration"
+    assert 1.5 <= status["duration_s"] < 10
+    assert any(e.get("status") == "ended" for e in client.events if e.get("type") == "state")
