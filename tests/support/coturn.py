@@ -32,7 +32,7 @@ def free_udp_port() -> int:
 
 
 class Coturn:
-    def __init__(self, workdir: Path, *, secret: str = SECRET) -> None:
+    def __init__(self, workdir: Path, *, secret: str = SECRET, config: Path | None = None) -> None:
         binary = shutil.which("turnserver")
         if binary is None:
             raise RuntimeError(
@@ -41,6 +41,7 @@ class Coturn:
         self.binary = binary
         self.workdir = workdir
         self.secret = secret
+        self.config = config  # a turnserver.conf to load under the test's own overrides
         self.port = free_udp_port()
         self.min_port = 50_000 + (self.port % 500) * 20
         self.log = workdir / "coturn.log"
@@ -54,7 +55,7 @@ class Coturn:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary,
-            "-n",  # no config file: everything is on this line
+            *(["-c", str(self.config)] if self.config else ["-n"]),
             "--listening-ip=127.0.0.1",
             f"--listening-port={self.port}",
             "--relay-ip=127.0.0.1",
@@ -66,8 +67,9 @@ class Coturn:
             "--allow-loopback-peers",
             "--fingerprint",
             "--no-cli",
-            "--no-tls",
-            "--no-dtls",
+            *([] if self.config else ["--no-tls", "--no-dtls"]),
+            f"--tls-listening-port={free_port()}",
+            f"--alt-tls-listening-port={free_port()}",
             "--no-multicast-peers",
             f"--pidfile={self.workdir / 'turnserver.pid'}",
             f"--log-file={self.log}",

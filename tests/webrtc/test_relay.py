@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aioice.stun
@@ -15,6 +16,7 @@ from backend.app.settings import Settings
 from interview_service.turn import turn_credentials
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import RtcClient
+from tests.support.uvicorn_process import ROOT
 
 
 async def _allocate(coturn: Coturn, username: str, password: str) -> tuple[str, int]:
@@ -216,3 +218,29 @@ async def test_a_call_ends_at_its_maximum_duration(
     assert status["end_reason"] == "max_duration"
     assert 1.5 <= status["duration_s"] < 10
     assert any(e.get("status") == "ended" for e in client.events if e.get("type") == "state")
+
+
+async def test_the_shipped_coturn_config_loads_and_accepts_minted_credentials(
+    tmp_path: Path,
+) -> None:
+    """docker/coturn/turnserver.conf as deployed, with only the test's ports and loopback."""
+    config = ROOT / "docker" / "coturn" / "turnserver.conf"
+    server = Coturn(tmp_path / "shipped", config=config)
+    server.start()
+    try:
+        creds = turn_credentials(server.secret, "cand-1", ttl_s=600, now=time.time())
+        host, _ = await _allocate(server, creds.username, creds.credential)
+        assert host == "127.0.0.1"
+    finally:
+        server.stop()
+    denied = [
+        line.split("=", 1)[1]
+        for line in config.read_text().splitlines()
+        if line.startswith("denied-peer-ip=")
+    ]
+    for private in (
+        "10.0.0.0-10.255.255.255",
+        "172.16.0.0-172.31.255.255",
+        "192.168.0.0-192.168.255.255",
+    ):
+        assert private in denied  # production never relays into private networks
