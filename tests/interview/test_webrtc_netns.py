@@ -22,7 +22,8 @@ from tests.support.uvicorn_process import ROOT
 def test_webrtc_suite_in_a_loopback_only_namespace() -> None:
     inner = (
         "ip link set lo up && exec env PIPELINE_NETNS=1 "
-        f"{sys.executable} -m pytest tests/webrtc -p no:cacheprovider -p no:randomly -q -rA --tb=short --show-capture=no"
+        f"{sys.executable} -m pytest tests/webrtc -p no:cacheprovider -p no:randomly "
+        "-q -rA --tb=short --show-capture=no"
     )
     command = ["unshare", "-n", "--", "sh", "-c", inner]
     if os.geteuid() != 0:
