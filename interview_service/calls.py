@@ -66,6 +66,7 @@ class Call:
         self._talk: asyncio.Task[None] | None = None
         self.frames_in = 0
         self._finished = asyncio.Event()
+        self._finishing: Status | None = None
         self._watchdog = self._spawn(self._watch())
 
     @property
@@ -137,6 +138,10 @@ class Call:
         return result
 
     def _ensure_live(self) -> None:
+        if self._finishing is not None:
+            raise Conflict(
+                f"interview is {self._finishing.value}", code="interview_" + self._finishing
+            )
         if self.record.final:
             raise Conflict(
                 f"interview is {self.record.status.value}", code="interview_" + self.record.status
@@ -145,7 +150,7 @@ class Call:
     # ---- what the peer reports ---------------------------------------------------------
 
     def peer_state(self, connection_state: str, ice_connection_state: str) -> None:
-        if self.record.final:
+        if self.record.final or self._finishing is not None:
             return
         self.record.connection_state = connection_state
         self.record.ice_connection_state = ice_connection_state
@@ -232,10 +237,13 @@ class Call:
 
     async def finish(self, status: Status, reason: str) -> None:
         """Move to a final state and release everything; a second call does nothing."""
-        if self.record.final:
+        if self._finishing is not None or self.record.final:
             await self._finished.wait()
             return
-        self._move(status, reason)
+        # The record turns final only once everything is released, so whoever reads a
+        # final status knows the call's resources are gone; the browser hears it first.
+        self._finishing = status
+        self.send_event({"type": "state", "status": status.value, "reason": reason})
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
@@ -247,9 +255,11 @@ class Call:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.record.media.update(self._media_counters())
-        await self.save()
+        self.record.move(status, reason=reason)
+        log.info("interview_state", interview_id=self.id, status=status.value, reason=reason)
         self._on_finished(self)
         self._finished.set()
+        await self.save()
 
     def _media_counters(self) -> dict[str, int]:
         counters = {"frames_in": self.frames_in}
