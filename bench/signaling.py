@@ -90,7 +90,10 @@ async def _mode(name: str, env: dict[str, str], args: argparse.Namespace) -> dic
     from tests.support.uvicorn_process import ServiceProcess
 
     relay = name == "relay"
-    service = ServiceProcess({**env, "INTERVIEW_MAX_CONCURRENT": "200"})
+    # The greeter, not the interviewer: this measures signaling and media, not the models.
+    service = ServiceProcess(
+        {**env, "INTERVIEW_MAX_CONCURRENT": "200", "INTERVIEW_CONVERSATION": "greeter"}
+    )
     service.start()
     assert service.process is not None
     try:

@@ -25,6 +25,21 @@ TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_OUT)
 MAX_QUEUED_S = 120.0
 
 
+class Segment:
+    """One queued stretch of speech: how much of it has actually gone out."""
+
+    __slots__ = ("first_sent_at", "frames", "sent")
+
+    def __init__(self, frames: int) -> None:
+        self.frames = frames
+        self.sent = 0
+        self.first_sent_at: float | None = None  # time.time() of its first frame
+
+    @property
+    def played_fraction(self) -> float:
+        return self.sent / self.frames if self.frames else 1.0
+
+
 class PacedSource:
     """20 ms frames of 48 kHz mono in real time: queued speech, else silence.
 
@@ -33,7 +48,9 @@ class PacedSource:
     """
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque(maxlen=int(MAX_QUEUED_S * 1000 / FRAME_MS))
+        self._chunks: deque[tuple[bytes, Segment]] = deque(
+            maxlen=int(MAX_QUEUED_S * 1000 / FRAME_MS)
+        )
         self._pts = 0
         self._start: float | None = None
         self.frames_sent = 0
@@ -41,13 +58,19 @@ class PacedSource:
         self._drained = asyncio.Event()
         self._drained.set()
 
-    def enqueue_pcm(self, pcm: bytes) -> None:
+    def enqueue_pcm(self, pcm: bytes) -> Segment:
         """Queue s16 mono 48 kHz PCM; a partial last frame is padded with silence."""
+        segment = Segment(-(-len(pcm) // BYTES_PER_FRAME))
         for offset in range(0, len(pcm), BYTES_PER_FRAME):
             chunk = pcm[offset : offset + BYTES_PER_FRAME]
-            self._chunks.append(chunk.ljust(BYTES_PER_FRAME, b"\0"))
+            self._chunks.append((chunk.ljust(BYTES_PER_FRAME, b"\0"), segment))
         if self._chunks:
             self._drained.clear()
+        return segment
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._chunks)
 
     def flush(self) -> int:
         """Drop everything queued (barge-in); returns the frames dropped."""
@@ -73,7 +96,10 @@ class PacedSource:
         elif delay < -0.5:  # fell far behind (a stalled loop): resynchronise, keep pts
             self._start = time.monotonic() - self._pts / SAMPLE_RATE_OUT
         if self._chunks:
-            payload = self._chunks.popleft()
+            payload, segment = self._chunks.popleft()
+            if segment.first_sent_at is None:
+                segment.first_sent_at = time.time()
+            segment.sent += 1
             self.speech_frames_sent += 1
             if not self._chunks:
                 self._drained.set()

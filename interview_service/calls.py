@@ -188,6 +188,9 @@ class Call:
         except Exception:
             log.exception("conversation_failed", interview_id=self.id)
             self.send_event({"type": "error", "code": "conversation_failed"})
+            return
+        # The interviewer finished its plan: the call ends by itself.
+        self._spawn(self.finish(Status.ENDED, "completed"))
 
     async def _frames(self) -> AsyncIterator[av.AudioFrame]:
         while True:
@@ -300,7 +303,15 @@ class _Sink:
 
     def send(self, event: Mapping[str, Any]) -> None:
         self._call.send_event(event)
-        item = event.get("item") if event.get("type") == "transcript" else None
+        kind = event.get("type")
+        record = self._call.record
+        if kind == "question" and isinstance(event.get("index"), int):
+            record.current_question = event["index"]
+        elif kind == "turn_metrics" and isinstance(event.get("metrics"), Mapping):
+            record.turn_metrics.append(dict(event["metrics"]))
+        elif kind == "interviewer":
+            record.interviewer = {k: v for k, v in event.items() if k != "type"}
+        item = event.get("item") if kind == "transcript" else None
         if isinstance(item, Mapping) and item.get("final", True):
             self._call.add_line(
                 TranscriptLine(

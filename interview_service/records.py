@@ -72,6 +72,8 @@ class InterviewRecord:
     current_question: int | None = None
     transcript: list[TranscriptLine] = field(default_factory=list)
     media: dict[str, int] = field(default_factory=dict)
+    turn_metrics: list[dict[str, Any]] = field(default_factory=list)
+    interviewer: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> bool:

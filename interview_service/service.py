@@ -6,6 +6,7 @@ live call, so no task or peer connection outlives the process's shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -26,6 +27,9 @@ from interview_service.media import Conversation, ConversationFactory, Interview
 from interview_service.peer import PeerOptions, parse_candidate
 from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
 from interview_service.turn import TurnConfig, ice_servers, server_ice_servers
+from interview_service.voice.conversation import VoiceConversation, VoiceStack
+from interview_service.voice.factory import build_stack, turn_histogram
+from interview_service.voice.measures import local_measurements
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +67,10 @@ class InterviewService:
         self.records = InterviewRecords(store, ttl_s=settings.interview_record_ttl_s)
         self.calls: dict[str, Call] = {}
         self._metrics = InterviewMetrics(metrics)
-        self._conversations: ConversationFactory = conversations or _greeter
+        self._conversations: ConversationFactory | None = conversations
+        self._voice: VoiceStack | None = None
+        self._voice_lock = asyncio.Lock()
+        self._turn_histogram = turn_histogram(metrics.registry)
         self.turn = (
             TurnConfig.parse(
                 settings.turn_server,
@@ -108,6 +115,7 @@ class InterviewService:
             created_at=now,
             expires_at=now + self.settings.interview_connect_timeout_s,
         )
+        factory = await self._conversation_factory()
         await self.records.create(record)
         plan = InterviewPlan(
             record.id,
@@ -120,7 +128,7 @@ class InterviewService:
         call = Call(
             record,
             records=self.records,
-            conversation=self._conversations(plan),
+            conversation=factory(plan),
             peer_options=lambda: self._peer_options(record),
             limits=self._limits,
             on_finished=self._forget,
@@ -134,6 +142,30 @@ class InterviewService:
             "ice_servers": self._browser_ice_servers(record, now),
             "expires_at": record.expires_at,
         }
+
+    async def _conversation_factory(self) -> ConversationFactory:
+        if self._conversations is not None:
+            return self._conversations
+        if self.settings.interview_conversation == "greeter":
+            return _greeter
+        async with self._voice_lock:
+            if self._voice is None:
+                try:  # loads the models once per process, off the event loop
+                    self._voice = await asyncio.to_thread(
+                        build_stack, self.settings, self._turn_histogram
+                    )
+                except Exception as exc:
+                    log.exception("voice_stack_failed")
+                    raise Unavailable(
+                        f"the interviewer's speech models could not load: {exc}",
+                        code="voice_unavailable",
+                    ) from exc
+        stack = self._voice
+
+        def voice(plan: InterviewPlan) -> Conversation:
+            return VoiceConversation(plan, stack)
+
+        return voice
 
     def _forget(self, call: Call) -> None:
         if self.calls.pop(call.id, None) is not None:
@@ -187,13 +219,16 @@ class InterviewService:
                 }
                 for line in record.transcript
             ],
-            "summary": None,  # written by the interviewer (the voice-loop issue)
+            "summary": None,  # the scripted interviewer writes none; no scores are invented
             "scores": None,
+            "interviewer": record.interviewer,
             "metrics": {
                 "duration_s": record.duration_s(),
                 "turns": record.turns,
                 "end_reason": record.end_reason,
                 **record.media,
+                **local_measurements(record),
+                "per_turn": record.turn_metrics,
             },
         }
 

@@ -72,6 +72,9 @@ def make_settings() -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         overrides.setdefault("environment", "test")
         overrides.setdefault("log_format", "json")
+        # Apps in tests greet instead of loading speech models at every /start; the
+        # voice-loop tests ask for the interviewer explicitly.
+        overrides.setdefault("interview_conversation", "greeter")
         return load_settings(**overrides)
 
     return build

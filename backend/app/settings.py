@@ -8,7 +8,7 @@ as many differently-configured apps as they like. An invalid value raises
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     interview_ice_gather_timeout_s: float = Field(default=5.0, gt=0, le=60)
     interview_relay_only: bool = False  # the server peer relays through TURN only (ECS)
     interview_heartbeat_s: float = Field(default=5.0, gt=0)
+    # The voice loop (docs/interview.md): "interviewer" listens and speaks; "greeter" only
+    # greets and measures inbound audio (signaling checks without speech models).
+    interview_conversation: Literal["interviewer", "greeter"] = "interviewer"
+    interview_end_of_turn_silence_s: float = Field(default=1.4, ge=0.3, le=5)
+    interview_barge_in_s: float = Field(default=0.5, ge=0.1, le=3)
+    interview_provider_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    stt_local_model: str | None = None  # a faster-whisper model directory or size name
+    model_cache_dir: str = "~/.cache/pipeline-backend"
     interview_demo_page: bool = True  # GET /demo/interview, the browser test page
     interview_sdp_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 

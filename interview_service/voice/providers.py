@@ -1,0 +1,80 @@
+"""What the interviewer needs from speech and language models, as Protocols.
+
+Each provider is chosen separately by settings (:mod:`interview_service.voice.factory`):
+the local stack needs no network, the OpenAI one an API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+VAD_RATE = 16_000
+VAD_CHUNK = 512  # 32 ms at 16 kHz: what Silero expects
+
+
+class VoiceActivity(Protocol):
+    """Speech probability of successive 32 ms chunks of 16 kHz mono float32 audio."""
+
+    def probability(self, chunk: np.ndarray) -> float: ...
+
+    def reset(self) -> None: ...
+
+
+class SpeechToText(Protocol):
+    name: str
+
+    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+        """Text of 16 kHz mono float32 audio."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: str  # "interviewer" | "candidate"
+    text: str
+
+
+@dataclass(slots=True)
+class Reply:
+    """How the interviewer answered, beyond the words."""
+
+    question_index: int | None = None
+    finished: bool = False  # the plan is done: say goodbye and end
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Interviewer(Protocol):
+    """The language model's side: what to say next."""
+
+    name: str
+    scripted: bool  # True: a deterministic script, not a language model
+
+    def opening(self) -> str: ...
+
+    def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+        """Stream the next line in pieces; fills ``outcome`` as it goes."""
+        ...
+
+    async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
+        """Whether the candidate's answer so far reads as finished (semantic end of turn)."""
+        ...
+
+
+class TextToSpeech(Protocol):
+    name: str
+
+    def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+        """s16 mono 48 kHz PCM, in pieces as soon as they are ready."""
+        ...
+
+
+class ResultsWriter(Protocol):
+    async def evaluate(
+        self, plan: Mapping[str, Any], transcript: Sequence[Turn]
+    ) -> tuple[str | None, Any]:
+        """(summary, scores); scores is None where nothing may honestly be scored."""
+        ...
