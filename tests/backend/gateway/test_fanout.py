@@ -34,9 +34,12 @@ class Process:
         self.task = asyncio.create_task(self.fanout.run())
 
     async def stop(self) -> None:
+        # As the lifespan does: the flag first (a redis-py call in flight can swallow a
+        # cancellation), then the cancel, bounded so a teardown can never hang.
+        self.fanout.close()
         if self.task is not None:
             self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            await asyncio.wait({self.task}, timeout=10)
         self.sender.close()
 
 
