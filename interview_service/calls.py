@@ -204,7 +204,6 @@ class Call:
         self.record.add_line(line)
         if line.role == "candidate" and line.final and not line.interrupted:
             self.record.turns += 1
-        self._spawn(self.save())
 
     # ---- timers ------------------------------------------------------------------------
 
@@ -281,6 +280,9 @@ class Call:
             self.record.media.update(self._media_counters())
         return self.record
 
+    def save_soon(self) -> None:
+        self._spawn(self.save())
+
     async def save(self) -> None:
         async with self._save_lock:
             try:
@@ -323,3 +325,4 @@ class _Sink:
                     interrupted=bool(item.get("interrupted", False)),
                 )
             )
+            self._call.save_soon()

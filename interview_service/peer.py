@@ -102,7 +102,7 @@ def _without_empty_end_of_candidates(sdp: str) -> str:
     )
 
 
-class _SourceTrack(MediaStreamTrack):
+class SourceTrack(MediaStreamTrack):
     """The server's voice: frames from the conversation's paced source."""
 
     kind = "audio"
@@ -137,7 +137,7 @@ class Peer:
         self._pc = RTCPeerConnection(
             RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
         )
-        self._track = _SourceTrack(source)
+        self._track = SourceTrack(source)
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=PENDING_EVENTS)
         self._readers: set[asyncio.Task[None]] = set()

@@ -11,7 +11,6 @@ import contextlib
 import json
 from typing import Any
 
-import av
 import httpx
 from aiortc import (
     RTCConfiguration,
@@ -23,17 +22,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from interview_service.audio import PacedSource, rms, tone
-
-
-class _Microphone(MediaStreamTrack):
-    kind = "audio"
-
-    def __init__(self, source: PacedSource) -> None:
-        super().__init__()
-        self.source = source
-
-    async def recv(self) -> av.AudioFrame:
-        return await self.source.recv()
+from interview_service.peer import SourceTrack
 
 
 class RtcClient:
@@ -53,7 +42,7 @@ class RtcClient:
         self.microphone = PacedSource()
         if speak_s > 0:
             self.microphone.enqueue_pcm(tone(speak_s, hz=330.0, level=0.3))
-        self.pc.addTrack(_Microphone(self.microphone))
+        self.pc.addTrack(SourceTrack(self.microphone))
         self.channel = self.pc.createDataChannel("events")
         self.events: list[dict[str, Any]] = []
         self.frames_heard = 0

@@ -50,6 +50,16 @@ async def test_coturn_accepts_minted_credentials_and_refuses_bad_ones(coturn: Co
     assert refused.value.response.attributes["ERROR-CODE"][0] == 401
 
 
+def _relay_only(coturn: Coturn) -> dict[str, Any]:
+    """Settings of a service whose peer relays through this coturn only (as on ECS)."""
+    return {
+        "turn_server": coturn.server,
+        "turn_secret": coturn.secret,
+        "interview_relay_only": True,
+        "interview_conversation": "greeter",
+    }
+
+
 async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -66,10 +76,7 @@ async def test_relay_only_call_carries_audio_both_ways(
 ) -> None:
     app = await start_app(
         make_settings(
-            turn_server=coturn.server,
-            turn_secret=coturn.secret,
-            interview_relay_only=True,
-            interview_conversation="greeter",
+            **_relay_only(coturn),
             interview_heartbeat_s=0.5,
         )
     )
@@ -160,10 +167,7 @@ async def test_a_call_whose_media_stops_ends_itself(
 ) -> None:
     app = await start_app(
         make_settings(
-            turn_server=coturn.server,
-            turn_secret=coturn.secret,
-            interview_relay_only=True,
-            interview_conversation="greeter",
+            **_relay_only(coturn),
             interview_idle_timeout_s=1.5,
         )
     )
@@ -195,10 +199,7 @@ async def test_a_call_ends_at_its_maximum_duration(
 ) -> None:
     app = await start_app(
         make_settings(
-            turn_server=coturn.server,
-            turn_secret=coturn.secret,
-            interview_relay_only=True,
-            interview_conversation="greeter",
+            **_relay_only(coturn),
         )
     )
     http = app.client
