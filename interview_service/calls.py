@@ -73,6 +73,10 @@ class Call:
     def id(self) -> str:
         return self.record.id
 
+    @property
+    def conversation(self) -> Conversation:
+        return self._conversation
+
     # ---- signaling ---------------------------------------------------------------------
 
     async def accept_offer(self, sdp: str) -> str:

@@ -74,6 +74,10 @@ class InterviewRecord:
     media: dict[str, int] = field(default_factory=dict)
     turn_metrics: list[dict[str, Any]] = field(default_factory=list)
     interviewer: dict[str, Any] = field(default_factory=dict)
+    # Rubric results, written after the call by a language model (never by the local stack)
+    evaluation: str = "none"  # none | pending | ready | failed
+    summary: str | None = None
+    scores: Any = None
 
     @property
     def final(self) -> bool:

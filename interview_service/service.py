@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from backend.app.auth import Principal
 from backend.app.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
@@ -33,7 +34,8 @@ from interview_service.voice.measures import local_measurements
 
 log = structlog.get_logger(__name__)
 
-CREDENTIAL_MARGIN_S = 300  # TURN credentials outlive the longest possible call by this
+CREDENTIAL_MARGIN_S = 300
+EVALUATION_SHUTDOWN_S = 5.0  # TURN credentials outlive the longest possible call by this
 
 
 class InterviewMetrics:
@@ -71,6 +73,7 @@ class InterviewService:
         self._voice: VoiceStack | None = None
         self._voice_lock = asyncio.Lock()
         self._turn_histogram = turn_histogram(metrics.registry)
+        self._evaluations: set[asyncio.Task[None]] = set()
         self.turn = (
             TurnConfig.parse(
                 settings.turn_server,
@@ -151,8 +154,9 @@ class InterviewService:
         async with self._voice_lock:
             if self._voice is None:
                 try:  # loads the models once per process, off the event loop
+                    builder = _stack_builder(self.settings.interview_voice_stack)
                     self._voice = await asyncio.to_thread(
-                        build_stack, self.settings, self._turn_histogram
+                        builder, self.settings, self._turn_histogram
                     )
                 except Exception as exc:
                     log.exception("voice_stack_failed")
@@ -180,10 +184,45 @@ class InterviewService:
                 reason=call.record.end_reason,
                 duration_s=call.record.duration_s(),
             )
+            conversation = call.conversation
+            if isinstance(conversation, VoiceConversation) and conversation.will_evaluate:
+                call.record.evaluation = "pending"
+                task = asyncio.get_running_loop().create_task(self._evaluate(call, conversation))
+                self._evaluations.add(task)
+                task.add_done_callback(self._evaluations.discard)
+
+    async def _evaluate(self, call: Call, conversation: VoiceConversation) -> None:
+        """Rubric results after the call, bounded in time; the record says how it went."""
+        record = call.record
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.interview_provider_timeout_s * 2):
+                outcome = await conversation.evaluate()
+        except Exception as exc:
+            record.evaluation = "failed"
+            log.warning("evaluation_failed", interview_id=record.id, error=repr(exc)[:300])
+        else:
+            if outcome is None:
+                record.evaluation = "none"
+            else:
+                record.summary, record.scores = outcome
+                record.evaluation = "ready"
+                log.info(
+                    "evaluation_ready",
+                    interview_id=record.id,
+                    seconds=round(time.perf_counter() - began, 3),
+                )
+        await call.save()
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
             await call.finish(Status.ENDED, "shutdown")
+        if self._evaluations:  # a few seconds to finish scoring, then they are dropped
+            await asyncio.wait(set(self._evaluations), timeout=EVALUATION_SHUTDOWN_S)
+        for task in list(self._evaluations):
+            task.cancel()
+        if self._evaluations:
+            await asyncio.gather(*self._evaluations, return_exceptions=True)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -219,8 +258,11 @@ class InterviewService:
                 }
                 for line in record.transcript
             ],
-            "summary": None,  # the scripted interviewer writes none; no scores are invented
-            "scores": None,
+            # Only a language model scores, with quotes as evidence; the local stack
+            # reports measurements and invents no scores.
+            "summary": record.summary,
+            "scores": record.scores,
+            "evaluation": record.evaluation,
             "interviewer": record.interviewer,
             "metrics": {
                 "duration_s": record.duration_s(),
@@ -330,6 +372,20 @@ class InterviewService:
             relay_only=self.settings.interview_relay_only,
             gather_timeout_s=self.settings.interview_ice_gather_timeout_s,
         )
+
+
+def _stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:
+    """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
+    if not spec:
+        return build_stack
+    module, _, name = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} does not name a function") from exc
+    if not callable(builder):
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} is not callable")
+    return builder  # type: ignore[no-any-return]
 
 
 def _greeter(plan: InterviewPlan) -> Conversation:

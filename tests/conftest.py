@@ -25,13 +25,17 @@ from tests.support.redis_server import RedisServer
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
+ENV_PREFIXES = (
+    "AUTH_", "REDIS_", "OPENAI_", "TURN_", "APIGW_", "FRONTEND_", "INTERVIEW_",
+    "STT_", "LLM_", "TTS_", "FAKE_VOICE_",
+)  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests build settings explicitly; the developer's environment must not leak in."""
     for name in list(os.environ):
-        if name.startswith(("AUTH_", "REDIS_", "OPENAI_", "TURN_", "APIGW_", "FRONTEND_")):
+        if name.startswith(ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ENVIRONMENT", "test")
     monkeypatch.chdir(tmp_path)  # no stray .env from the checkout

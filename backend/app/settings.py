@@ -64,7 +64,12 @@ class Settings(BaseSettings):
     auth_leeway_s: float = Field(default=30.0, ge=0)
 
     openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
+    openai_base_url: str | None = None  # any OpenAI-compatible server
+    openai_stt_model: str = "gpt-4o-mini-transcribe"
+    openai_llm_model: str = "gpt-4o-mini"
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "alloy"
+    openai_results_model: str | None = None  # rubric scoring; OPENAI_LLM_MODEL when unset
 
     # TURN/STUN for the interview's WebRTC calls (docs/turn.md)
     turn_server: str | None = None  # host or host:port of coturn
@@ -92,6 +97,16 @@ class Settings(BaseSettings):
     interview_end_of_turn_silence_s: float = Field(default=1.4, ge=0.3, le=5)
     interview_barge_in_s: float = Field(default=0.5, ge=0.1, le=3)
     interview_provider_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    # After the silence window, an answer that reads unfinished gets this much longer
+    # (the semantic end-of-turn check; 0 turns it off).
+    interview_semantic_grace_s: float = Field(default=1.5, ge=0, le=10)
+    interview_semantic_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    # Each provider separately: "auto" is OpenAI when OPENAI_API_KEY is set, else local.
+    # "module:function" building the whole VoiceStack instead (other providers, benchmarks)
+    interview_voice_stack: str | None = None
+    stt_provider: Literal["auto", "openai", "local"] = "auto"
+    llm_provider: Literal["auto", "openai", "local"] = "auto"
+    tts_provider: Literal["auto", "openai", "local"] = "auto"
     stt_local_model: str | None = None  # a faster-whisper model directory or size name
     model_cache_dir: str = "~/.cache/pipeline-backend"
     interview_demo_page: bool = True  # GET /demo/interview, the browser test page
@@ -156,6 +171,22 @@ class Settings(BaseSettings):
         if self.interview_relay_only and not self.turn_server:
             raise ValueError("INTERVIEW_RELAY_ONLY=true needs TURN_SERVER and TURN_SECRET")
         return self
+
+    @model_validator(mode="after")
+    def _openai_needs_key(self) -> Settings:
+        has_key = self.openai_api_key is not None and self.openai_api_key.get_secret_value()
+        for name in ("stt_provider", "llm_provider", "tts_provider"):
+            if getattr(self, name) == "openai" and not has_key:
+                raise ValueError(f"{name.upper()}=openai needs OPENAI_API_KEY")
+        return self
+
+    def provider(self, kind: Literal["stt", "llm", "tts"]) -> Literal["openai", "local"]:
+        """Which provider serves ``kind``: its setting, or OpenAI when a key is set."""
+        chosen = getattr(self, f"{kind}_provider")
+        if chosen != "auto":
+            return chosen  # type: ignore[no-any-return]
+        has_key = self.openai_api_key is not None and self.openai_api_key.get_secret_value()
+        return "openai" if has_key else "local"
 
     @model_validator(mode="after")
     def _turn_needs_secret(self) -> Settings:

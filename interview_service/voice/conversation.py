@@ -31,6 +31,7 @@ from interview_service.voice.providers import (
     VAD_RATE,
     Interviewer,
     Reply,
+    ResultsWriter,
     SpeechToText,
     TextToSpeech,
     Turn,
@@ -53,6 +54,9 @@ class VoiceStack:
     tts: TextToSpeech
     turns: TurnConfig = field(default_factory=TurnConfig)
     provider_timeout_s: float = 15.0
+    semantic_grace_s: float = 1.5  # extra listening when the answer reads unfinished
+    semantic_timeout_s: float = 1.0  # the check itself; past it the answer counts as done
+    results: ResultsWriter | None = None  # rubric scoring; None: measurements only
     observe: Callable[[str, float], None] | None = None  # (stage, seconds) → histograms
 
 
@@ -62,6 +66,37 @@ class Utterance:
     started_at: float  # wall clock
     last_voiced_at: float  # wall clock of the last voiced chunk
     decided_at: float  # when the detector called the end of the turn
+
+
+@dataclass(slots=True)
+class Answer:
+    """The candidate's turn: one or more utterances, transcribed, ready to be answered."""
+
+    text: str
+    stopped_at: float  # wall clock of the last voiced chunk
+    metrics: dict[str, Any]
+
+
+class Spoken:
+    """One sentence of the interviewer's, and the queued segments it streamed into."""
+
+    __slots__ = ("segments", "sentence")
+
+    def __init__(self, sentence: str) -> None:
+        self.sentence = sentence
+        self.segments: list[Segment] = []
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.segments)
+
+    @property
+    def sent(self) -> int:
+        return sum(s.sent for s in self.segments)
+
+    @property
+    def first_sent_at(self) -> float | None:
+        return next((s.first_sent_at for s in self.segments if s.first_sent_at), None)
 
 
 class VoiceConversation:
@@ -77,6 +112,8 @@ class VoiceConversation:
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._reply: asyncio.Task[None] | None = None
         self._events: EventSink | None = None
+        self._detector = TurnDetector(stack.turns)
+        self._speech_started = asyncio.Event()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -93,9 +130,11 @@ class VoiceConversation:
         try:
             await self._run_reply(self._speak_line(self.interviewer.opening(), question=0))
             while True:
-                utterance = await self._utterances.get()
+                answer = await self._hear_answer()
+                if answer is None:
+                    continue
                 outcome = Reply()
-                await self._run_reply(self._respond(utterance, outcome))
+                await self._run_reply(self._speak_reply(outcome, answer))
                 if outcome.finished:
                     await self.outbound.drained()
                     events.send({"type": "interview_complete"})
@@ -123,7 +162,7 @@ class VoiceConversation:
     async def _listen(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
         vad = self.stack.vad()
-        detector = TurnDetector(self.stack.turns)
+        detector = self._detector
         pending = np.zeros(0, dtype=np.float32)
         preroll: deque[np.ndarray] = deque(maxlen=PREROLL_CHUNKS)
         spoken: list[np.ndarray] = []
@@ -144,6 +183,7 @@ class VoiceConversation:
                 if signal in (Signal.SPEECH_STARTED, Signal.BARGE_IN):
                     spoken = [*preroll, chunk]
                     started_at = now - len(spoken) * 0.032
+                    self._speech_started.set()
                     if signal is Signal.BARGE_IN:
                         self._barge_in()
                 elif signal is Signal.END_OF_TURN:
@@ -167,34 +207,101 @@ class VoiceConversation:
         self._send({"type": "barge_in", "dropped_ms": dropped * 20})
         log.info("barge_in", interview_id=self.plan.interview_id, dropped_ms=dropped * 20)
 
-    # ---- answering ---------------------------------------------------------------------
+    # ---- hearing the answer ------------------------------------------------------------
 
-    async def _respond(self, utterance: Utterance, outcome: Reply) -> None:
-        metrics: dict[str, Any] = {
-            "end_of_utterance_s": round(utterance.decided_at - utterance.last_voiced_at, 3)
-        }
+    async def _hear_answer(self) -> Answer | None:
+        """The candidate's whole answer: utterances until they stop and it reads finished.
+
+        STT runs outside the reply task, so speech while it runs is the answer going on,
+        not an interruption; each utterance's line is kept as soon as it is transcribed.
+        """
+        texts: list[str] = []
+        metrics: dict[str, Any] = {}
+        stopped_at = 0.0
+        while True:
+            utterance = await self._next_utterance(continuing=bool(texts))
+            if utterance is None:  # it was a cough, not more of the answer
+                return Answer(" ".join(texts), stopped_at, metrics)
+            metrics["end_of_utterance_s"] = round(
+                utterance.decided_at - utterance.last_voiced_at, 3
+            )
+            began = time.perf_counter()
+            try:
+                text = await asyncio.wait_for(
+                    self.stack.stt.transcribe(utterance.audio, language=self.plan.language),
+                    self.stack.provider_timeout_s,
+                )
+            except Exception as exc:
+                await self._apologise("stt", exc)
+                return None
+            metrics["stt_s"] = round(time.perf_counter() - began, 3)
+            if text:
+                self._transcript("candidate", text, utterance.started_at, utterance.last_voiced_at)
+                self.history.append(Turn("candidate", text))
+                texts.append(text)
+                stopped_at = utterance.last_voiced_at
+            if not texts:
+                return None  # noise, not words: nothing to answer
+            going_on = self._candidate_going_on()
+            if (going_on or not await self._reads_finished(texts, metrics)) and (
+                await self._speech_resumes()
+            ):
+                continue
+            return Answer(" ".join(texts), stopped_at, metrics)
+
+    async def _next_utterance(self, *, continuing: bool) -> Utterance | None:
+        if not continuing:
+            return await self._utterances.get()
+        # More of an answer: it may turn out too short to be a turn, so wait only while
+        # the candidate is speaking, or not yet silent for a whole window.
+        quiet_s = 0.0
+        step = 0.1
+        while quiet_s < self.stack.turns.end_silence_s + 0.5:
+            try:
+                return await asyncio.wait_for(self._utterances.get(), step)
+            except TimeoutError:
+                quiet_s = 0.0 if self._detector.in_speech else quiet_s + step
+        return None
+
+    def _candidate_going_on(self) -> bool:
+        return self._detector.in_speech or not self._utterances.empty()
+
+    async def _reads_finished(self, texts: list[str], metrics: dict[str, Any]) -> bool:
+        """The semantic end-of-turn check; a slow or failing check counts as finished."""
+        if self.stack.semantic_grace_s <= 0:
+            return True
+        self._speech_started.clear()
         began = time.perf_counter()
         try:
-            text = await asyncio.wait_for(
-                self.stack.stt.transcribe(utterance.audio, language=self.plan.language),
-                self.stack.provider_timeout_s,
+            finished = await asyncio.wait_for(
+                self.interviewer.is_complete(self.history, " ".join(texts)),
+                self.stack.semantic_timeout_s,
             )
         except Exception as exc:
-            await self._apologise("stt", exc)
-            return
-        metrics["stt_s"] = round(time.perf_counter() - began, 3)
-        if not text:
-            return  # noise, not words: nothing to answer
-        self._transcript("candidate", text, utterance.started_at, utterance.last_voiced_at)
-        self.history.append(Turn("candidate", text))
-        await self._speak_reply(outcome, metrics, utterance.last_voiced_at)
+            log.info("semantic_check_skipped", error=repr(exc)[:200])
+            finished = True
+        metrics["semantic_check_s"] = round(time.perf_counter() - began, 3)
+        if not finished:
+            metrics["semantic_wait"] = True
+        return finished
 
-    async def _speak_reply(
-        self, outcome: Reply, metrics: dict[str, Any], candidate_stopped_at: float
-    ) -> None:
+    async def _speech_resumes(self) -> bool:
+        """Whether the candidate speaks again within the grace period."""
+        if self._candidate_going_on() or self._speech_started.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._speech_started.wait(), self.stack.semantic_grace_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # ---- answering ---------------------------------------------------------------------
+
+    async def _speak_reply(self, outcome: Reply, answer: Answer) -> None:
+        metrics = answer.metrics
         began = time.perf_counter()
         pieces: list[str] = []
-        segments: list[tuple[str, Segment]] = []
+        spoken: list[Spoken] = []
         buffer = ""
         try:
             async with asyncio.timeout(self.stack.provider_timeout_s * 2):
@@ -205,40 +312,42 @@ class VoiceConversation:
                     buffer += piece
                     *complete, buffer = _sentences_and_rest(buffer)
                     for sentence in complete:
-                        await self._synthesize(sentence, segments, metrics)
+                        await self._synthesize(sentence, spoken, metrics)
                 if buffer.strip():
-                    await self._synthesize(buffer.strip(), segments, metrics)
+                    await self._synthesize(buffer.strip(), spoken, metrics)
         except asyncio.CancelledError:
-            self._interrupted(segments)
-            self._record_turn(metrics, segments, candidate_stopped_at, interrupted=True)
+            self._interrupted(spoken)
+            self._record_turn(metrics, spoken, answer.stopped_at, interrupted=True)
             raise
         except Exception as exc:
+            self._interrupted(spoken)
             await self._apologise("llm_or_tts", exc)
+            outcome.finished = False
             return
         if outcome.question_index is not None:
             self._send({"type": "question", "index": outcome.question_index})
         try:
             await self.outbound.drained()
         except asyncio.CancelledError:
-            self._interrupted(segments)
-            self._record_turn(metrics, segments, candidate_stopped_at, interrupted=True)
+            self._interrupted(spoken)
+            self._record_turn(metrics, spoken, answer.stopped_at, interrupted=True)
             raise
         text = "".join(pieces).strip()
-        start = _first_sent(segments) or time.time()
+        start = _first_sent(spoken) or time.time()
         self._transcript("interviewer", text, start, time.time())
         self.history.append(Turn("interviewer", text))
-        self._record_turn(metrics, segments, candidate_stopped_at, interrupted=False)
+        self._record_turn(metrics, spoken, answer.stopped_at, interrupted=False)
 
     def _record_turn(
         self,
         metrics: dict[str, Any],
-        segments: list[tuple[str, Segment]],
+        spoken: list[Spoken],
         candidate_stopped_at: float,
         *,
         interrupted: bool,
     ) -> None:
         """One structlog line, one turn_metrics event, and the histograms, per turn."""
-        first = _first_sent(segments)
+        first = _first_sent(spoken)
         if first is not None:
             metrics["voice_to_voice_s"] = round(first - candidate_stopped_at, 3)
         metrics["interrupted"] = interrupted
@@ -252,49 +361,75 @@ class VoiceConversation:
                     self.stack.observe(stage.removesuffix("_s"), float(value))
 
     async def _synthesize(
-        self, sentence: str, segments: list[tuple[str, Segment]], metrics: dict[str, Any]
+        self, sentence: str, spoken: list[Spoken], metrics: dict[str, Any]
     ) -> None:
         began = time.perf_counter()
+        line = Spoken(sentence)
+        spoken.append(line)
         async for pcm in self.stack.tts.synthesize(sentence, language=self.plan.language):
             if "tts_first_byte_s" not in metrics:
                 metrics["tts_first_byte_s"] = round(time.perf_counter() - began, 3)
-            segments.append((sentence, self.outbound.enqueue_pcm(pcm)))
+            line.segments.append(self.outbound.enqueue_pcm(pcm))
 
     async def _speak_line(self, text: str, *, question: int | None = None) -> None:
-        segments: list[tuple[str, Segment]] = []
+        spoken: list[Spoken] = []
         try:
-            await self._synthesize(text, segments, {})
+            await self._synthesize(text, spoken, {})
             if question is not None:
                 self._send({"type": "question", "index": question})
             await self.outbound.drained()
         except asyncio.CancelledError:
-            self._interrupted(segments)
+            self._interrupted(spoken)
             raise
-        self._transcript("interviewer", text, _first_sent(segments) or time.time(), time.time())
+        self._transcript("interviewer", text, _first_sent(spoken) or time.time(), time.time())
         self.history.append(Turn("interviewer", text))
 
-    def _interrupted(self, segments: list[tuple[str, Segment]]) -> None:
+    def _interrupted(self, spoken: list[Spoken]) -> None:
         """The line as far as it was heard, marked interrupted."""
         heard: list[str] = []
-        for sentence, segment in segments:
-            if segment.sent == 0:
+        for line in spoken:
+            if line.sent == 0:
                 break
-            words = sentence.split()
-            heard.extend(words[: max(1, round(len(words) * segment.played_fraction))])
-            if segment.sent < segment.frames:
+            words = line.sentence.split()
+            fraction = line.sent / line.frames if line.frames else 1.0
+            heard.extend(words[: max(1, round(len(words) * fraction))])
+            if line.sent < line.frames:
                 break
         text = " ".join(heard)
-        start = _first_sent(segments) or time.time()
+        start = _first_sent(spoken) or time.time()
         if text:
             self._transcript("interviewer", text, start, time.time(), interrupted=True)
             self.history.append(Turn("interviewer", text + " —"))
 
     async def _apologise(self, stage: str, exc: BaseException) -> None:
-        log.warning("provider_failed", stage=stage, error=repr(exc)[:300])
+        log.warning(
+            "provider_failed",
+            interview_id=self.plan.interview_id,
+            stage=stage,
+            error=repr(exc)[:300],
+        )
         self._send({"type": "error", "stage": stage, "message": type(exc).__name__})
         with contextlib.suppress(Exception):
             async with asyncio.timeout(self.stack.provider_timeout_s):
                 await self._speak_line(APOLOGY)
+
+    # ---- results -----------------------------------------------------------------------
+
+    @property
+    def will_evaluate(self) -> bool:
+        return self.stack.results is not None and any(t.role == "candidate" for t in self.history)
+
+    async def evaluate(self) -> tuple[str | None, Any] | None:
+        """Rubric scores and a summary, when the stack has a results writer; else None."""
+        writer = self.stack.results
+        if writer is None or not any(t.role == "candidate" for t in self.history):
+            return None
+        plan = {
+            "role": self.plan.role,
+            "questions": list(self.plan.questions),
+            "language": self.plan.language,
+        }
+        return await writer.evaluate(plan, self.history)
 
     # ---- events ------------------------------------------------------------------------
 
@@ -331,8 +466,5 @@ def _sentences_and_rest(text: str) -> list[str]:
     return [*parts[:-1], parts[-1]]
 
 
-def _first_sent(segments: list[tuple[str, Segment]]) -> float | None:
-    for _, segment in segments:
-        if segment.first_sent_at is not None:
-            return segment.first_sent_at
-    return None
+def _first_sent(spoken: list[Spoken]) -> float | None:
+    return next((line.first_sent_at for line in spoken if line.first_sent_at), None)

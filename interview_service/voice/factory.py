@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -11,7 +12,19 @@ from backend.app.settings import Settings
 from interview_service.media import InterviewPlan
 from interview_service.voice.conversation import VoiceStack
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
-from interview_service.voice.providers import Interviewer
+from interview_service.voice.openai_providers import (
+    OpenAiInterviewer,
+    OpenAiResults,
+    OpenAiStt,
+    OpenAiTts,
+    make_client,
+)
+from interview_service.voice.providers import (
+    Interviewer,
+    ResultsWriter,
+    SpeechToText,
+    TextToSpeech,
+)
 from interview_service.voice.turns import TurnConfig
 
 log = structlog.get_logger(__name__)
@@ -22,8 +35,8 @@ STAGE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 def turn_histogram(registry: CollectorRegistry) -> Histogram:
     return Histogram(
         "interview_turn_stage_seconds",
-        "Per-turn latency by stage: end_of_utterance, stt, llm_first_token, "
-        "tts_first_byte, voice_to_voice",
+        "Per-turn latency by stage: end_of_utterance, stt, semantic_check, "
+        "llm_first_token, tts_first_byte, voice_to_voice",
         ["stage"],
         buckets=STAGE_BUCKETS,
         registry=registry,
@@ -31,24 +44,61 @@ def turn_histogram(registry: CollectorRegistry) -> Histogram:
 
 
 def build_stack(settings: Settings, histogram: Histogram | None = None) -> VoiceStack:
-    """The local stack (VAD, faster-whisper, the scripted interviewer, espeak-ng)."""
-    if settings.openai_api_key is not None:
-        log.warning(
-            "openai_voice_not_implemented",
-            detail="OPENAI_API_KEY is set but the OpenAI providers are not built yet; "
-            "the interview runs on the local stack",
+    """VAD is always local (Silero); STT, the interviewer and TTS each by its setting."""
+    client = None
+    if settings.openai_api_key is not None and settings.openai_api_key.get_secret_value():
+        client = make_client(
+            settings.openai_api_key.get_secret_value(),
+            settings.openai_base_url,
+            timeout_s=settings.interview_provider_timeout_s,
         )
     cache = Path(settings.model_cache_dir).expanduser()
-    stt = WhisperStt(settings.stt_local_model, cache)
-    tts = EspeakTts()
 
-    def interviewer(plan: InterviewPlan) -> Interviewer:
-        return ScriptedInterviewer(plan.role, plan.questions, plan.language)
+    stt: SpeechToText
+    if settings.provider("stt") == "openai" and client is not None:
+        stt = OpenAiStt(client, settings.openai_stt_model)
+    else:
+        stt = WhisperStt(settings.stt_local_model, cache)
+
+    tts: TextToSpeech
+    if settings.provider("tts") == "openai" and client is not None:
+        tts = OpenAiTts(client, settings.openai_tts_model, settings.openai_tts_voice)
+    else:
+        tts = EspeakTts()
+
+    results: ResultsWriter | None = None
+    interviewer: Callable[[InterviewPlan], Interviewer]
+    if settings.provider("llm") == "openai" and client is not None:
+        llm_client = client
+        model = settings.openai_llm_model
+
+        def interviewer(plan: InterviewPlan) -> Interviewer:
+            return OpenAiInterviewer(
+                llm_client,
+                model,
+                role=plan.role,
+                questions=plan.questions,
+                language=plan.language,
+            )
+
+        results = OpenAiResults(client, settings.openai_results_model or model)
+    else:
+
+        def interviewer(plan: InterviewPlan) -> Interviewer:
+            return ScriptedInterviewer(plan.role, plan.questions, plan.language)
 
     def observe(stage: str, seconds: float) -> None:
         if histogram is not None:
             histogram.labels(stage=stage).observe(seconds)
 
+    log.info(
+        "voice_stack",
+        vad="silero-onnx",
+        stt=stt.name,
+        interviewer="openai-chat" if results is not None else "scripted",
+        tts=tts.name,
+        openai_base_url=settings.openai_base_url if client is not None else None,
+    )
     return VoiceStack(
         vad=SileroVad,
         stt=stt,
@@ -59,5 +109,8 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
             barge_in_s=settings.interview_barge_in_s,
         ),
         provider_timeout_s=settings.interview_provider_timeout_s,
+        semantic_grace_s=settings.interview_semantic_grace_s,
+        semantic_timeout_s=settings.interview_semantic_timeout_s,
+        results=results,
         observe=observe,
     )

@@ -1,0 +1,355 @@
+"""The OpenAI stack: transcription, a streaming chat interviewer, streaming speech, rubric results.
+
+One ``AsyncOpenAI`` client per process, pointed at ``OPENAI_BASE_URL`` when set (any
+OpenAI-compatible server). Every call has a bounded timeout; the conversation turns a
+failure into a short spoken apology, never a dead call.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import wave
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import av
+import numpy as np
+import structlog
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.chat import ChatCompletionChunk
+from pydantic import BaseModel, Field, ValidationError
+
+from interview_service.media import FRAME_MS, SAMPLE_RATE_OUT
+from interview_service.voice.providers import VAD_RATE, Reply, Turn
+
+log = structlog.get_logger(__name__)
+
+OPENAI_PCM_RATE = 24_000  # response_format="pcm": s16le mono 24 kHz
+FRAME_BYTES_48K = SAMPLE_RATE_OUT * FRAME_MS // 1000 * 2
+LANGUAGES = {
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "ja": "Japanese",
+    "zh": "Chinese",
+}
+
+
+def make_client(api_key: str, base_url: str | None, *, timeout_s: float) -> AsyncOpenAI:
+    # One retry at most: a spoken conversation cannot wait for the SDK's backoff.
+    return AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=1)
+
+
+def language_name(code: str) -> str:
+    return LANGUAGES.get(code.split("-")[0].lower(), code)
+
+
+def wav_bytes(audio: np.ndarray, rate: int = VAD_RATE) -> bytes:
+    """16-bit mono WAV of float32 samples."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(pcm)
+    return out.getvalue()
+
+
+class OpenAiStt:
+    name = "openai-transcription"
+
+    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self.model = model
+
+    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+        result = await self._client.audio.transcriptions.create(
+            model=self.model,
+            file=("answer.wav", wav_bytes(audio), "audio/wav"),
+            language=language.split("-")[0],
+        )
+        return str(result.text).strip()
+
+
+class OpenAiTts:
+    """Streaming speech as 24 kHz PCM, resampled to 48 kHz in whole 20 ms frames."""
+
+    name = "openai-speech"
+
+    def __init__(self, client: AsyncOpenAI, model: str, voice: str) -> None:
+        self._client = client
+        self.model = model
+        self.voice = voice
+
+    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_OUT)
+        odd = b""  # a sample split across two network chunks
+        ready = bytearray()
+        async with self._client.audio.speech.with_streaming_response.create(
+            model=self.model, voice=self.voice, input=text, response_format="pcm"
+        ) as response:
+            async for chunk in response.iter_bytes(4800):
+                data = odd + chunk
+                whole = len(data) - len(data) % 2
+                odd = data[whole:]
+                if whole:
+                    ready += _resample(resampler, data[:whole])
+                usable = len(ready) - len(ready) % FRAME_BYTES_48K
+                if usable:
+                    yield bytes(ready[:usable])
+                    del ready[:usable]
+        for frame in resampler.resample(None):
+            ready += bytes(frame.planes[0])[: frame.samples * 2]
+        if ready:
+            yield bytes(ready)
+
+
+def _resample(resampler: av.AudioResampler, pcm24k: bytes) -> bytes:
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm24k) // 2)
+    frame.planes[0].update(pcm24k)
+    frame.sample_rate = OPENAI_PCM_RATE
+    out = bytearray()
+    for resampled in resampler.resample(frame):
+        out += bytes(resampled.planes[0])[: resampled.samples * 2]
+    return bytes(out)
+
+
+# ---- the interviewer ---------------------------------------------------------------------
+
+MARKER = re.compile(r"\[(Q(\d+)|END)\]", re.IGNORECASE)
+MARKER_MAX = 8  # the longest marker, "[Q1234]"
+
+
+def interviewer_prompt(role: str | None, questions: Sequence[str], language: str) -> str:
+    plan = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
+    role_text = f" for the {role} role" if role else ""
+    return (
+        f"You are a friendly, professional interviewer holding a spoken job interview"
+        f"{role_text}. Speak {language_name(language)} only.\n"
+        f"Your questions, in order:\n{plan}\n\n"
+        "Rules:\n"
+        "- Everything you write is spoken aloud: one to three short sentences, no lists, "
+        "no markdown, no emoji.\n"
+        "- Ask one question at a time. When an answer is vague, you may ask one brief "
+        "follow-up before moving on.\n"
+        "- Do not grade the candidate or give feedback during the interview.\n"
+        "- Begin every turn that asks one of the numbered questions with its marker, "
+        "for example [Q2].\n"
+        "- After the candidate has answered the last question, thank them, say goodbye "
+        "and end your message with [END]."
+    )
+
+
+class MarkerFilter:
+    """Strips ``[Q<n>]`` and ``[END]`` from a streamed reply, recording them in ``outcome``."""
+
+    def __init__(self, outcome: Reply, questions: int) -> None:
+        self._outcome = outcome
+        self._questions = questions
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        self._held = ""
+        start = text.rfind("[")
+        if start != -1 and "]" not in text[start:] and len(text) - start < MARKER_MAX:
+            text, self._held = text[:start], text[start:]  # maybe a marker still arriving
+        return self._strip(text)
+
+    def close(self) -> str:
+        text, self._held = self._held, ""
+        return self._strip(text)
+
+    def _strip(self, text: str) -> str:
+        for match in MARKER.finditer(text):
+            if match.group(1).upper() == "END":
+                self._outcome.finished = True
+            else:
+                index = int(match.group(2)) - 1
+                if 0 <= index < self._questions:
+                    self._outcome.question_index = index
+        return MARKER.sub("", text)
+
+
+class OpenAiInterviewer:
+    """Streaming chat completions with an interviewer prompt built from the plan."""
+
+    name = "openai-chat"
+    scripted = False
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        model: str,
+        *,
+        role: str | None,
+        questions: Sequence[str],
+        language: str,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self.role = role
+        self.questions = list(questions) or [
+            "Tell me about a project you are proud of.",
+            "What would you like to learn next?",
+        ]
+        self.language = language
+        self._system = interviewer_prompt(role, self.questions, language)
+
+    def opening(self) -> str:
+        # Written, not generated: the greeting plays the moment the call connects.
+        role = f" for the {self.role} role" if self.role else ""
+        return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
+
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+        outcome.metadata = {"interviewer": self.name, "model": self.model, "language_model": True}
+        markers = MarkerFilter(outcome, len(self.questions))
+        stream: AsyncStream[ChatCompletionChunk] = await self._client.chat.completions.create(
+            model=self.model,
+            messages=self._messages(history),
+            stream=True,
+            temperature=0.6,
+        )
+        try:
+            async for chunk in stream:
+                if not chunk.choices:
+                    continue
+                piece = chunk.choices[0].delta.content
+                if piece:
+                    text = markers.feed(piece)
+                    if text:
+                        yield text
+            rest = markers.close()
+            if rest:
+                yield rest
+        finally:
+            await stream.close()
+
+    async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
+        question = next((t.text for t in reversed(history) if t.role == "interviewer"), "")
+        result = await self._client.chat.completions.create(
+            model=self.model,
+            messages=[
+                {
+                    "role": "system",
+                    "content": "You judge whether a candidate in a spoken interview has "
+                    "finished their answer or paused mid-thought. Reply with one word: "
+                    "complete or incomplete.",
+                },
+                {"role": "user", "content": f"Question: {question}\nAnswer so far: {partial}"},
+            ],
+            max_tokens=3,
+            temperature=0,
+        )
+        verdict = (result.choices[0].message.content or "").strip().lower()
+        return not verdict.startswith("incomplete")
+
+    def _messages(self, history: Sequence[Turn]) -> list[Any]:
+        messages: list[Any] = [{"role": "system", "content": self._system}]
+        for turn in history:
+            role = "assistant" if turn.role == "interviewer" else "user"
+            if messages[-1]["role"] == role:  # the candidate went on after a pause
+                messages[-1]["content"] += " " + turn.text
+            else:
+                messages.append({"role": role, "content": turn.text})
+        return messages
+
+
+# ---- results -------------------------------------------------------------------------------
+
+RUBRIC = (
+    "relevance: answers address the questions asked",
+    "depth: technical depth and accuracy",
+    "examples: concrete examples from real experience",
+    "communication: clarity and structure",
+)
+
+
+class Score(BaseModel):
+    criterion: str = Field(min_length=1, max_length=80)
+    score: int = Field(ge=1, le=5)
+    evidence: list[str] = Field(max_length=5)
+
+
+class Evaluation(BaseModel):
+    summary: str = Field(min_length=1, max_length=4000)
+    scores: list[Score] = Field(min_length=1, max_length=12)
+
+
+class EvaluationError(RuntimeError):
+    """The model's evaluation was not valid JSON of the expected shape."""
+
+
+class OpenAiResults:
+    """Rubric scores with evidence quotes and a summary, validated before anyone sees them.
+
+    A quote that is not in the candidate's own words is dropped, and a score left with no
+    evidence is dropped with it: nothing reaches the results that the transcript does not
+    support.
+    """
+
+    name = "openai-rubric"
+
+    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self.model = model
+
+    async def evaluate(
+        self, plan: Mapping[str, Any], transcript: Sequence[Turn]
+    ) -> tuple[str | None, Any]:
+        said = "\n".join(f"{t.role.upper()}: {t.text}" for t in transcript)
+        prompt = (
+            f"Role: {plan.get('role') or 'unspecified'}\n"
+            f"Questions: {json.dumps(list(plan.get('questions') or []))}\n"
+            "Score the candidate on each criterion from 1 (poor) to 5 (excellent):\n"
+            + "\n".join(f"- {c}" for c in RUBRIC)
+            + "\nFor each score quote the candidate's exact words as evidence. Answer with "
+            'JSON only: {"summary": "...", "scores": [{"criterion": "...", "score": 3, '
+            '"evidence": ["..."]}]}\n\nTranscript:\n' + said
+        )
+        result = await self._client.chat.completions.create(
+            model=self.model,
+            messages=[
+                {"role": "system", "content": "You are a fair, evidence-based interview assessor."},
+                {"role": "user", "content": prompt},
+            ],
+            response_format={"type": "json_object"},
+            temperature=0,
+        )
+        content = result.choices[0].message.content or ""
+        try:
+            evaluation = Evaluation.model_validate_json(content)
+        except ValidationError as exc:
+            raise EvaluationError(f"invalid evaluation: {exc.error_count()} errors") from exc
+        spoken = _normalise(" ".join(t.text for t in transcript if t.role == "candidate"))
+        scores = []
+        for score in evaluation.scores:
+            quotes = [q for q in score.evidence if _quoted(q, spoken)]
+            if quotes:
+                scores.append(
+                    {"criterion": score.criterion, "score": score.score, "evidence": quotes}
+                )
+            else:
+                log.info(
+                    "evaluation_score_dropped", criterion=score.criterion, reason="no_evidence"
+                )
+        if not scores:
+            raise EvaluationError("no score was supported by a quote from the transcript")
+        return evaluation.summary, scores
+
+
+def _quoted(quote: str, spoken: str) -> bool:
+    words = _normalise(quote)
+    return bool(words) and f" {words} " in f" {spoken} "
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())

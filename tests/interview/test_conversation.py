@@ -1,0 +1,216 @@
+"""The voice loop's own behaviour, with fixed-latency providers and a paced microphone.
+
+No WebRTC here: frames go straight into the conversation and its outbound source is
+played in real time, so these tests pin down turn-taking and resilience exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import av
+import pytest
+
+from interview_service.audio import PacedSource, rms
+from interview_service.media import InterviewPlan
+from interview_service.voice.conversation import APOLOGY, VoiceConversation, VoiceStack
+from interview_service.voice.turns import TurnConfig
+from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
+
+SILENCE_S = 0.5
+
+
+class Line:
+    """A candidate on the other end: a paced microphone in, real-time playback out."""
+
+    def __init__(self, conversation: VoiceConversation) -> None:
+        self.conversation = conversation
+        self.microphone = PacedSource()
+        self.events: list[dict[str, Any]] = []
+        self.loud_frames_heard = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def send(self, event: Any) -> None:
+        self.events.append(dict(event))
+
+    async def _frames(self) -> AsyncIterator[av.AudioFrame]:
+        while True:
+            yield await self.microphone.recv()
+
+    async def _play(self) -> None:
+        while True:
+            frame = await self.conversation.outbound.recv()
+            if rms(frame) > 0.01:
+                self.loud_frames_heard += 1
+
+    def start(self) -> asyncio.Task[None]:
+        self._tasks.append(asyncio.create_task(self._play()))
+        run = asyncio.create_task(self.conversation.run(self._frames(), self))
+        self._tasks.append(run)
+        return run
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def lines(self, role: str) -> list[dict[str, Any]]:
+        return [
+            e["item"]
+            for e in self.events
+            if e["type"] == "transcript" and e["item"]["role"] == role
+        ]
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+    async def until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.events}"
+            await asyncio.sleep(0.02)
+
+    async def greeted(self) -> None:
+        await self.until(lambda: self.lines("interviewer"), 5, "the greeting")
+
+    def say(self, seconds: float) -> None:
+        self.microphone.enqueue_pcm(voice_pcm(seconds))
+
+    def pause(self, seconds: float) -> None:
+        self.microphone.enqueue_pcm(bytes(int(48_000 * seconds) * 2))
+
+
+@pytest.fixture
+async def make_line() -> AsyncIterator[Callable[..., Line]]:
+    lines: list[Line] = []
+
+    def build(
+        stt: FixedStt | None = None,
+        interviewer: FixedInterviewer | None = None,
+        **stack: Any,
+    ) -> Line:
+        stack.setdefault("provider_timeout_s", 2.0)
+        voice = VoiceStack(
+            vad=EnergyVad,
+            stt=stt or FixedStt(),
+            interviewer=lambda plan: interviewer or FixedInterviewer(),
+            tts=FixedTts(seconds_per_word=0.1),
+            turns=TurnConfig(end_silence_s=SILENCE_S, barge_in_s=0.5),
+            **stack,
+        )
+        line = Line(VoiceConversation(InterviewPlan("iv-test", "cand"), voice))
+        lines.append(line)
+        line.start()
+        return line
+
+    yield build
+    for line in lines:
+        await line.stop()
+
+
+async def test_a_failing_stt_apologises_and_the_interview_goes_on(
+    make_line: Callable[..., Line],
+) -> None:
+    stt = FixedStt(["I like Python."])
+    stt.fail = RuntimeError("model crashed")
+    line = make_line(stt=stt)
+    await line.greeted()
+
+    line.say(1.0)
+    await line.until(lambda: line.of_type("error"), 5, "the error event")
+    assert line.of_type("error")[0] == {"type": "error", "stage": "stt", "message": "RuntimeError"}
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 5, "the apology")
+    assert line.lines("interviewer")[1]["text"] == APOLOGY
+
+    stt.fail = None  # the provider recovers: the same call carries on
+    line.say(1.0)
+    await line.until(lambda: line.lines("candidate"), 5, "the candidate's line")
+    await line.until(lambda: len(line.lines("interviewer")) == 3, 5, "the reply")
+    assert line.lines("interviewer")[2]["text"] == "Thank you. Next question?"
+
+
+async def test_a_slow_interviewer_times_out_into_an_apology(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer(first_token_s=30)
+    line = make_line(interviewer=interviewer, provider_timeout_s=0.4)
+    await line.greeted()
+
+    line.say(1.0)
+    await line.until(lambda: line.lines("candidate"), 5, "the candidate's line")
+    asked = time.monotonic()
+    await line.until(lambda: line.of_type("error"), 5, "the error event")
+    assert time.monotonic() - asked < 2.0  # bounded: twice the provider timeout, not 30 s
+    assert line.of_type("error")[0]["stage"] == "llm_or_tts"
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 5, "the apology")
+    heard = line.loud_frames_heard
+    await line.until(lambda: line.loud_frames_heard > heard, 5, "the apology's audio")
+
+    interviewer.first_token_s = 0
+    line.say(1.0)
+    await line.until(lambda: len(line.lines("interviewer")) == 3, 5, "the next reply")
+    assert line.lines("interviewer")[2]["text"] == "Thank you. Next question?"
+
+
+async def test_an_answer_that_reads_unfinished_gets_the_grace_period(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer()
+    interviewer.verdicts = [False, True]
+    stt = FixedStt(["I think the main thing is", "that pipelines must be observable."])
+    line = make_line(stt=stt, interviewer=interviewer, semantic_grace_s=1.5)
+    await line.greeted()
+
+    # a pause of 1.1 s: past the 0.5 s silence window, within the 1.5 s grace
+    line.say(1.0)
+    line.pause(1.1)
+    line.say(1.0)
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 8, "the reply")
+    assert [item["text"] for item in line.lines("candidate")] == [
+        "I think the main thing is",
+        "that pipelines must be observable.",
+    ]
+    assert interviewer.replied == 1  # one reply, after the whole answer
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert metrics["semantic_wait"] is True
+    assert "semantic_check_s" in metrics
+
+
+async def test_without_the_grace_period_the_pause_ends_the_turn(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer()
+    interviewer.verdicts = [False]
+    line = make_line(interviewer=interviewer, semantic_grace_s=0)
+    await line.greeted()
+
+    line.say(1.0)
+    line.pause(1.1)
+    line.say(1.0)
+    await line.until(lambda: interviewer.replied >= 1, 5, "the first reply")
+    await line.until(lambda: len(line.lines("candidate")) == 2, 8, "the second line")
+    await line.until(lambda: interviewer.replied == 2, 8, "the second reply")
+
+
+async def test_a_cough_after_an_unfinished_answer_does_not_stall_the_reply(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer()
+    interviewer.verdicts = [False]
+    line = make_line(interviewer=interviewer, semantic_grace_s=1.5)
+    await line.greeted()
+
+    line.say(1.0)
+    line.pause(0.8)
+    line.say(0.1)  # too short to be a turn
+    stopped = time.monotonic() + 1.9
+    await line.until(lambda: interviewer.replied == 1, 8, "the reply")
+    # it waited for the cough to end, then one more silence window; not for ever
+    assert time.monotonic() - stopped < SILENCE_S + 1.5 + 1.0
+    assert len(line.lines("candidate")) == 1

@@ -1,0 +1,143 @@
+"""Providers with fixed, known latencies: for tests of the voice loop's own behaviour and
+for the benchmark that measures the server's overhead beyond the models' time.
+
+``fixed_latency_stack`` is an ``INTERVIEW_VOICE_STACK`` builder; it reads its latencies
+from ``FAKE_VOICE_LATENCIES`` (``stt=0.2,llm=0.3,tts=0.1``) and keeps the real Silero VAD,
+so the server's listening path is the production one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+from prometheus_client import Histogram
+
+from backend.app.settings import Settings
+from interview_service.media import InterviewPlan
+from interview_service.voice.conversation import VoiceStack
+from interview_service.voice.providers import Interviewer, Reply, Turn
+from interview_service.voice.turns import TurnConfig
+
+
+class EnergyVad:
+    """Speech is anything louder than -34 dBFS: deterministic for tones."""
+
+    def probability(self, chunk: np.ndarray) -> float:
+        return 1.0 if float(np.sqrt(np.mean(chunk**2))) > 0.02 else 0.0
+
+    def reset(self) -> None:
+        pass
+
+
+class FixedStt:
+    name = "fixed-stt"
+
+    def __init__(self, texts: Sequence[str] = ("I like Python.",), latency_s: float = 0.0):
+        self.texts = list(texts)
+        self.latency_s = latency_s
+        self.fail: BaseException | None = None
+        self.calls = 0
+
+    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+        self.calls += 1
+        await asyncio.sleep(self.latency_s)
+        if self.fail is not None:
+            raise self.fail
+        return self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
+
+
+class FixedInterviewer:
+    name = "fixed-interviewer"
+    scripted = True
+
+    def __init__(
+        self,
+        replies: Sequence[str] = ("Thank you. Next question?",),
+        *,
+        first_token_s: float = 0.0,
+        finish_after: int | None = None,
+    ) -> None:
+        self.replies = list(replies)
+        self.first_token_s = first_token_s
+        self.finish_after = finish_after
+        self.verdicts: list[bool] = [True]
+        self.fail: BaseException | None = None
+        self.replied = 0
+
+    def opening(self) -> str:
+        return "Hello. First question?"
+
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+        await asyncio.sleep(self.first_token_s)
+        if self.fail is not None:
+            raise self.fail
+        self.replied += 1
+        text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        outcome.question_index = self.replied
+        outcome.finished = self.finish_after is not None and self.replied >= self.finish_after
+        for word in text.split(" "):
+            yield word + " "
+
+    async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
+        return self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
+
+
+def voice_pcm(seconds: float, hz: float = 220.0) -> bytes:
+    """s16 mono 48 kHz: loud enough for the energy VAD and for 'heard' checks."""
+    t = np.arange(int(seconds * 48_000)) / 48_000
+    return (0.3 * np.sin(2 * math.pi * hz * t) * 32767).astype("<i2").tobytes()
+
+
+class FixedTts:
+    name = "fixed-tts"
+
+    def __init__(self, first_byte_s: float = 0.0, seconds_per_word: float = 0.25) -> None:
+        self.first_byte_s = first_byte_s
+        self.seconds_per_word = seconds_per_word
+
+    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+        await asyncio.sleep(self.first_byte_s)
+        yield voice_pcm(max(1, len(text.split())) * self.seconds_per_word)
+
+
+def latencies(spec: str | None) -> dict[str, float]:
+    values = {"stt": 0.0, "llm": 0.0, "tts": 0.0}
+    for part in (spec or "").split(","):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            values[key.strip()] = float(value)
+    return values
+
+
+def fixed_latency_stack(settings: Settings, histogram: Histogram | None = None) -> VoiceStack:
+    from interview_service.voice.local import SileroVad
+
+    delay = latencies(os.environ.get("FAKE_VOICE_LATENCIES"))
+    stt = FixedStt(["I have worked on video pipelines for five years."], latency_s=delay["stt"])
+    tts = FixedTts(first_byte_s=delay["tts"], seconds_per_word=0.2)
+
+    def interviewer(plan: InterviewPlan) -> Interviewer:
+        return FixedInterviewer(["Thank you. Tell me more."], first_token_s=delay["llm"])
+
+    def observe(stage: str, seconds: float) -> None:
+        if histogram is not None:
+            histogram.labels(stage=stage).observe(seconds)
+
+    return VoiceStack(
+        vad=SileroVad,
+        stt=stt,
+        interviewer=interviewer,
+        tts=tts,
+        turns=TurnConfig(
+            end_silence_s=settings.interview_end_of_turn_silence_s,
+            barge_in_s=settings.interview_barge_in_s,
+        ),
+        provider_timeout_s=settings.interview_provider_timeout_s,
+        semantic_grace_s=settings.interview_semantic_grace_s,
+        semantic_timeout_s=settings.interview_semantic_timeout_s,
+        observe=observe,
+    )

@@ -1,0 +1,160 @@
+"""The interview on the OpenAI path, end to end, against a local OpenAI-compatible server.
+
+The service uses the real openai SDK (streamed chat, streamed PCM speech, uploaded
+transcriptions); Silero VAD stays local. An aiortc caller speaks espeak-ng answers
+through coturn. The fake server stands in for OpenAI only: what it is sent is checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from backend.app.settings import Settings
+from interview_service.audio import EspeakVoice
+from tests.support.coturn import Coturn
+from tests.support.fake_openai import FakeOpenAI, fake_openai
+from tests.support.rtc_client import RtcClient
+
+QUESTIONS = ["Tell me about your experience with Python.", "Why video pipelines?"]
+ANSWER_1 = "I have built Python services for five years, mostly video rendering."
+ANSWER_2 = "Because I enjoy making slow pipelines fast."
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    server = FakeOpenAI(
+        transcripts=[ANSWER_1, ANSWER_2],
+        replies=[
+            f"[Q2] Thank you. {QUESTIONS[1]}",
+            "Thank you, that is all from me. Goodbye! [END]",
+        ],
+        evaluation=json.dumps(
+            {
+                "summary": "Five years of Python on video rendering.",
+                "scores": [
+                    {
+                        "criterion": "depth",
+                        "score": 4,
+                        "evidence": ["I have built Python services for five years"],
+                    }
+                ],
+            }
+        ),
+    )
+    async with fake_openai(server) as running:
+        yield running
+
+
+@pytest.fixture
+async def call(
+    fake: FakeOpenAI,
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> Any:
+    app = await start_app(
+        make_settings(
+            turn_server=coturn.server,
+            turn_secret=coturn.secret,
+            interview_relay_only=True,
+            interview_conversation="interviewer",
+            interview_end_of_turn_silence_s=1.0,
+            interview_provider_timeout_s=2.0,
+            openai_api_key="sk-test",
+            openai_base_url=fake.base_url,
+            openai_llm_model="chat-test",
+        )
+    )
+    started = (
+        await app.client.post(
+            "/api/interview/start",
+            json={"user_id": "cand", "role": "platform engineer", "questions": QUESTIONS},
+        )
+    ).json()
+    client = RtcClient(started["ice_servers"], relay_only=True, speak_s=0)
+    await client.call(app.client, started["session_id"])
+    await asyncio.wait_for(client.connected.wait(), 15)
+    yield app, started["session_id"], client
+    await client.close()
+
+
+async def test_an_interview_on_the_openai_path_scores_with_evidence(
+    call: Any, fake: FakeOpenAI
+) -> None:
+    app, interview, client = call
+    voice = EspeakVoice()
+    first = await voice.synthesize(ANSWER_1)
+    second = await voice.synthesize(ANSWER_2)
+
+    await _until(lambda: client.transcript("interviewer"), 20, "the greeting")
+    assert any(e.get("type") == "interviewer" and not e["scripted"] for e in client.events)
+    # the line is logged once it has played: the streamed speech was heard by then
+    await _until(lambda: client.loud_frames_heard > 25, 5, "the greeting's audio")
+
+    # 1. the transcription fails once: an apology, an error event, the call goes on
+    fake.transcription.fail = 500
+    client.microphone.enqueue_pcm(first)
+    await _until(lambda: "error" in client.event_types(), 20, "the error event")
+    error = next(e for e in client.events if e.get("type") == "error")
+    assert error["stage"] == "stt"
+    await _until(lambda: len(client.transcript("interviewer")) == 2, 20, "the apology")
+    assert client.transcript("interviewer")[1]["text"].startswith("Sorry")
+
+    # 2. the candidate repeats; the streamed reply asks question 2 (its marker stripped)
+    fake.transcription.fail = None
+    client.microphone.enqueue_pcm(first)
+    await _until(lambda: len(client.transcript("interviewer")) == 3, 30, "the reply")
+    assert client.transcript("candidate")[0]["text"] == ANSWER_1
+    assert client.transcript("interviewer")[2]["text"] == f"Thank you. {QUESTIONS[1]}"
+    assert any(e.get("type") == "question" and e.get("index") == 1 for e in client.events)
+
+    # 3. the last answer: the model ends the interview and the call completes itself
+    client.microphone.enqueue_pcm(second)
+    await _until(lambda: "interview_complete" in client.event_types(), 30, "the end")
+    status: dict[str, Any] = {}
+    for _ in range(100):
+        status = (await app.client.get(f"/api/interview/{interview}/status")).json()
+        if status["status"] == "ended":
+            break
+        await asyncio.sleep(0.1)
+    assert status["status"] == "ended"
+    assert status["end_reason"] == "completed"
+
+    results: dict[str, Any] = {}
+    for _ in range(100):
+        results = (await app.client.get(f"/api/interview/{interview}/results")).json()
+        if results["evaluation"] != "pending":
+            break
+        await asyncio.sleep(0.1)
+    assert results["evaluation"] == "ready"
+    assert results["summary"] == "Five years of Python on video rendering."
+    assert results["scores"][0]["evidence"] == ["I have built Python services for five years"]
+    assert results["interviewer"]["scripted"] is False
+    per_turn = results["metrics"]["per_turn"]
+    assert len(per_turn) == 2
+    for stage in ("stt_s", "llm_first_token_s", "tts_first_byte_s", "voice_to_voice_s"):
+        assert stage in per_turn[0], per_turn[0]
+
+    # what OpenAI was sent: real audio, the interviewer's prompt, PCM speech requests
+    uploads = fake.seen("transcriptions")
+    assert len(uploads) >= 3
+    assert all(u["wav"] and u["bytes"] > 32_000 for u in uploads)
+    streamed = [r for r in fake.seen("chat") if r.get("stream")]
+    assert len(streamed) == 2
+    assert streamed[0]["model"] == "chat-test"
+    assert "platform engineer" in streamed[0]["messages"][0]["content"]
+    assert streamed[1]["messages"][-1] == {"role": "user", "content": ANSWER_2}
+    assert all(r["response_format"] == "pcm" for r in fake.seen("speech"))
