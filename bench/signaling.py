@@ -24,8 +24,6 @@ import asyncio
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,20 +31,7 @@ from typing import Any
 
 import httpx
 
-INSIDE = "PIPELINE_BENCH_NETNS"
-
-
-def _reexec_in_namespace() -> None:
-    setup = (
-        "ip link set lo up && ip link add bench0 type veth peer name bench1 && "
-        "ip addr add 10.77.0.1/24 dev bench0 && ip addr add 10.77.0.2/24 dev bench1 && "
-        "ip link set bench0 up && ip link set bench1 up && "
-        f'exec env {INSIDE}=1 "$0" -m bench.signaling "$@"'
-    )
-    command = ["unshare", "-n", "--", "sh", "-c", setup, sys.executable, *sys.argv[1:]]
-    if os.geteuid() != 0:
-        command.insert(1, "-r")
-    raise SystemExit(subprocess.call(command))
+from bench.netns import inside, reexec_in_namespace
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -184,8 +169,8 @@ def main() -> None:
     parser.add_argument("--steady", type=float, default=10.0, help="steady window, seconds")
     parser.add_argument("--modes", default="host,relay")
     args = parser.parse_args()
-    if os.environ.get(INSIDE) != "1":
-        _reexec_in_namespace()
+    if not inside():
+        reexec_in_namespace("bench.signaling")
     asyncio.run(_main(args))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ class RtcClient:
         self.events: list[dict[str, Any]] = []
         self.frames_heard = 0
         self.loud_frames_heard = 0
+        self.onsets: list[float] = []  # wall clock of each quiet->loud change heard
         self.connected = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
         self.channel.on("message", self._on_message)
@@ -65,14 +67,19 @@ class RtcClient:
         self._readers.append(asyncio.get_running_loop().create_task(self._listen(track)))
 
     async def _listen(self, track: MediaStreamTrack) -> None:
+        was_loud = False
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             self.frames_heard += 1
-            if rms(frame) > 0.01:  # type: ignore[arg-type]
+            loud = rms(frame) > 0.01  # type: ignore[arg-type]
+            if loud:
+                if not was_loud:
+                    self.onsets.append(time.time())
                 self.loud_frames_heard += 1
+            was_loud = loud
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
