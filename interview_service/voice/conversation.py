@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 import uuid
 from collections import deque
@@ -43,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
 MAX_UTTERANCE_S = 60.0
+SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
 
 
@@ -304,8 +306,10 @@ class VoiceConversation:
         spoken: list[Spoken] = []
         buffer = ""
         try:
-            async with asyncio.timeout(self.stack.provider_timeout_s * 2):
-                async for piece in self.interviewer.reply(self.history, outcome):
+            # aclosing: a cancelled reply closes the model's stream now, not at GC
+            stream = contextlib.aclosing(self.interviewer.reply(self.history, outcome))
+            async with asyncio.timeout(self.stack.provider_timeout_s * 2), stream as pieces_in:
+                async for piece in pieces_in:
                     if not pieces:
                         metrics["llm_first_token_s"] = round(time.perf_counter() - began, 3)
                     pieces.append(piece)
@@ -366,10 +370,12 @@ class VoiceConversation:
         began = time.perf_counter()
         line = Spoken(sentence)
         spoken.append(line)
-        async for pcm in self.stack.tts.synthesize(sentence, language=self.plan.language):
-            if "tts_first_byte_s" not in metrics:
-                metrics["tts_first_byte_s"] = round(time.perf_counter() - began, 3)
-            line.segments.append(self.outbound.enqueue_pcm(pcm))
+        speech = self.stack.tts.synthesize(sentence, language=self.plan.language)
+        async with contextlib.aclosing(speech) as chunks:
+            async for pcm in chunks:
+                if "tts_first_byte_s" not in metrics:
+                    metrics["tts_first_byte_s"] = round(time.perf_counter() - began, 3)
+                line.segments.append(self.outbound.enqueue_pcm(pcm))
 
     async def _speak_line(self, text: str, *, question: int | None = None) -> None:
         spoken: list[Spoken] = []
@@ -457,13 +463,15 @@ class VoiceConversation:
 
 
 def _sentences_and_rest(text: str) -> list[str]:
-    """Complete sentences, then the unfinished rest (possibly empty)."""
-    parts = split_sentences(text)
-    if not parts:
-        return [""]
-    if text.rstrip()[-1:] in ".!?" and text.endswith((" ", ".", "!", "?")):
-        return [*parts, ""]
-    return [*parts[:-1], parts[-1]]
+    """Complete sentences, then the unfinished rest exactly as streamed (possibly empty).
+
+    A sentence is complete once whitespace follows its end mark, so "3." of "3.5" waits;
+    the rest keeps its whitespace, so pieces ending in a space do not run together.
+    """
+    ends = [match.end() for match in SENTENCE_END.finditer(text)]
+    if not ends:
+        return [text]
+    return [*split_sentences(text[: ends[-1]]), text[ends[-1] :]]
 
 
 def _first_sent(spoken: list[Spoken]) -> float | None:

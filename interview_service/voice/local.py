@@ -13,7 +13,7 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ class ScriptedInterviewer:
         role = f" for the {self.role} role" if self.role else ""
         return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
 
-    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         outcome.metadata = {"interviewer": "scripted", "language_model": False}
         last = next((t.text for t in reversed(history) if t.role == "candidate"), "")
         if len(last.split()) < SHORT_ANSWER_WORDS and not self._followed_up:
@@ -201,7 +201,7 @@ class EspeakTts:
         if not self._voice.available:
             raise ModelError("espeak-ng is not installed (apt-get install espeak-ng)")
 
-    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, language: str) -> AsyncGenerator[bytes, None]:
         for sentence in split_sentences(text):
             yield await self._voice.synthesize(sentence, language=language)
 

@@ -11,7 +11,7 @@ import io
 import json
 import re
 import wave
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import av
@@ -89,7 +89,7 @@ class OpenAiTts:
         self.model = model
         self.voice = voice
 
-    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, language: str) -> AsyncGenerator[bytes, None]:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_OUT)
         odd = b""  # a sample split across two network chunks
         ready = bytearray()
@@ -209,7 +209,7 @@ class OpenAiInterviewer:
         role = f" for the {self.role} role" if self.role else ""
         return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
 
-    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         outcome.metadata = {"interviewer": self.name, "model": self.model, "language_model": True}
         markers = MarkerFilter(outcome, len(self.questions))
         stream: AsyncStream[ChatCompletionChunk] = await self._client.chat.completions.create(

@@ -6,7 +6,7 @@ the local stack needs no network, the OpenAI one an API key.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ class Interviewer(Protocol):
 
     def opening(self) -> str: ...
 
-    def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+    def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         """Stream the next line in pieces; fills ``outcome`` as it goes."""
         ...
 
@@ -67,7 +67,7 @@ class Interviewer(Protocol):
 class TextToSpeech(Protocol):
     name: str
 
-    def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+    def synthesize(self, text: str, *, language: str) -> AsyncGenerator[bytes, None]:
         """s16 mono 48 kHz PCM, in pieces as soon as they are ready."""
         ...
 

@@ -17,7 +17,12 @@ import pytest
 
 from interview_service.audio import PacedSource, rms
 from interview_service.media import InterviewPlan
-from interview_service.voice.conversation import APOLOGY, VoiceConversation, VoiceStack
+from interview_service.voice.conversation import (
+    APOLOGY,
+    VoiceConversation,
+    VoiceStack,
+    _sentences_and_rest,
+)
 from interview_service.voice.turns import TurnConfig
 from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
 
@@ -214,3 +219,58 @@ async def test_a_cough_after_an_unfinished_answer_does_not_stall_the_reply(
     # it waited for the cough to end, then one more silence window; not for ever
     assert time.monotonic() - stopped < SILENCE_S + 1.5 + 1.0
     assert len(line.lines("candidate")) == 1
+
+
+async def test_talking_over_a_streaming_reply_cancels_it_and_cuts_the_line(
+    make_line: Callable[..., Line],
+) -> None:
+    reply = (
+        "Thank you. That is interesting. Now I would like to hear about the largest "
+        "system you have designed, how many people used it, and what broke first."
+    )
+    interviewer = FixedInterviewer([reply], word_s=0.15)  # streams for about 4 s
+    line = make_line(interviewer=interviewer)
+    await line.greeted()
+
+    line.say(1.0)
+    await line.until(lambda: line.lines("candidate"), 5, "the candidate's line")
+    heard = line.loud_frames_heard
+    await line.until(lambda: line.loud_frames_heard > heard + 5, 5, "the reply playing")
+    line.say(1.5)  # the candidate talks over it while the reply still streams
+    await line.until(lambda: line.of_type("barge_in"), 5, "barge-in")
+    cut_at = line.loud_frames_heard
+
+    await line.until(lambda: any(i["interrupted"] for i in line.lines("interviewer")), 5, "cut")
+    assert interviewer.closed_early == 1  # the language model's stream was closed
+    await asyncio.sleep(0.5)
+    assert line.loud_frames_heard - cut_at <= 2  # silent at once: queued audio was flushed
+    cut = next(i for i in line.lines("interviewer") if i["interrupted"])
+    assert 2 <= len(cut["text"].split()) < len(reply.split())
+    assert reply.startswith(cut["text"].rstrip(".,"))  # what was played, in order
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert metrics["interrupted"] is True
+
+
+@pytest.mark.parametrize(
+    ("streamed", "expected"),
+    [
+        ("Thank ", ["Thank "]),
+        ("Thank you. Why", ["Thank you.", "Why"]),
+        ("Thank you. Why ", ["Thank you.", "Why "]),
+        ("It costs 3.", ["It costs 3."]),  # maybe 3.5: wait for what follows
+        ("It costs 3.5 euros. Next? ", ["It costs 3.5 euros.", "Next?", ""]),
+        ('He said "stop." Then', ['He said "stop."', "Then"]),
+    ],
+)
+def test_streamed_text_splits_into_sentences_and_a_raw_rest(
+    streamed: str, expected: list[str]
+) -> None:
+    assert _sentences_and_rest(streamed) == expected
+
+
+def test_pieces_ending_in_spaces_do_not_run_together() -> None:
+    buffer, sentences = "", []
+    for piece in ["Thank ", "you. ", "Now ", "tell ", "me ", "more."]:
+        *complete, buffer = _sentences_and_rest(buffer + piece)
+        sentences.extend(complete)
+    assert [*sentences, buffer.strip()] == ["Thank you.", "Now tell me more."]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import numpy as np
 from prometheus_client import Histogram
@@ -59,10 +59,13 @@ class FixedInterviewer:
         replies: Sequence[str] = ("Thank you. Next question?",),
         *,
         first_token_s: float = 0.0,
+        word_s: float = 0.0,
         finish_after: int | None = None,
     ) -> None:
         self.replies = list(replies)
         self.first_token_s = first_token_s
+        self.word_s = word_s  # streaming pace after the first token
+        self.closed_early = 0  # replies whose stream was closed before its end
         self.finish_after = finish_after
         self.verdicts: list[bool] = [True]
         self.fail: BaseException | None = None
@@ -71,7 +74,7 @@ class FixedInterviewer:
     def opening(self) -> str:
         return "Hello. First question?"
 
-    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncIterator[str]:
+    async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         await asyncio.sleep(self.first_token_s)
         if self.fail is not None:
             raise self.fail
@@ -79,8 +82,16 @@ class FixedInterviewer:
         text = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         outcome.question_index = self.replied
         outcome.finished = self.finish_after is not None and self.replied >= self.finish_after
-        for word in text.split(" "):
-            yield word + " "
+        finished = False
+        try:
+            for index, word in enumerate(text.split(" ")):
+                if index and self.word_s:
+                    await asyncio.sleep(self.word_s)
+                yield word + " "
+            finished = True
+        finally:
+            if not finished:
+                self.closed_early += 1
 
     async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
         return self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
@@ -99,7 +110,7 @@ class FixedTts:
         self.first_byte_s = first_byte_s
         self.seconds_per_word = seconds_per_word
 
-    async def synthesize(self, text: str, *, language: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, language: str) -> AsyncGenerator[bytes, None]:
         await asyncio.sleep(self.first_byte_s)
         yield voice_pcm(max(1, len(text.split())) * self.seconds_per_word)
 
