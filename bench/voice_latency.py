@@ -4,8 +4,9 @@
     uv run python -m bench.voice_latency --modes fake --turns 12 --calls 6
 
 A scripted candidate (an aiortc peer in this process) speaks answers synthesised with
-espeak-ng into the service (a real uvicorn process) and waits for each reply. It re-runs
-itself in a network namespace of its own (:mod:`bench.netns`). Modes:
+espeak-ng (two sentences with a 0.9 s thinking pause: one turn) into the service (a
+real uvicorn process) and waits for each reply. It re-runs itself in a network
+namespace of its own (:mod:`bench.netns`). Modes:
 
 - ``fake``: STT, the interviewer and TTS are fixed-latency fakes
   (``tests.support.voice_fakes``, ``--stt/--llm/--tts`` seconds); VAD, resampling, turn
@@ -13,6 +14,9 @@ itself in a network namespace of its own (:mod:`bench.netns`). Modes:
   the silence window and the fakes' fixed times is the server's own overhead.
 - ``local``: the whole local stack (Silero VAD, faster-whisper base int8, the scripted
   interviewer, espeak-ng).
+- ``local-late``: the same with early STT off (``INTERVIEW_EARLY_STT_S=0``): the
+  baseline for what starting STT at pauses saves. With both modes in one run, the
+  ratio of their voice-to-voice medians is printed.
 
 Printed, per mode: per-stage p50/p95 from the service's own per-turn metrics
 (``/results``), the server's overhead, voice-to-voice as the candidate hears it, and the
@@ -33,12 +37,14 @@ import numpy as np
 
 from bench.netns import inside, reexec_in_namespace
 
+# Each answer is two sentences with a 0.9 s thinking pause between them (one turn).
 ANSWERS = [
-    "I have worked on video pipelines for five years, mostly on rendering and encoding.",
-    "The hardest part was keeping the render queue fair when one customer sent thousands.",
-    "I would start by measuring where the time goes, then fix the slowest stage first.",
-    "We moved the encoders onto spot instances and cut the monthly bill by a third.",
+    ("I have worked on video pipelines for five years.", "Mostly on rendering and encoding."),
+    ("The hardest part was keeping the render queue fair.", "One customer sent thousands."),
+    ("I would start by measuring where the time goes.", "Then fix the slowest stage first."),
+    ("We moved the encoders onto spot instances.", "That cut the monthly bill by a third."),
 ]
+PAUSE_S = 0.9
 QUESTIONS = [f"Question number {i}, tell me more about your work." for i in range(1, 40)]
 STAGES = (
     "end_of_utterance_s",
@@ -125,6 +131,8 @@ async def _mode(name: str, args: argparse.Namespace, answers: list[bytes]) -> di
         "INTERVIEW_END_OF_TURN_SILENCE_S": str(args.silence),
         "LOG_LEVEL": "WARNING",
     }
+    if name == "local-late":  # the baseline: STT only once the turn has ended
+        env["INTERVIEW_EARLY_STT_S"] = "0"
     if name == "fake":
         env["INTERVIEW_VOICE_STACK"] = "tests.support.voice_fakes:fixed_latency_stack"
         env["FAKE_VOICE_LATENCIES"] = f"stt={args.stt},llm={args.llm},tts={args.tts}"
@@ -207,11 +215,25 @@ async def _main(args: argparse.Namespace) -> None:
     from interview_service.audio import EspeakVoice
 
     voice = EspeakVoice()
-    answers = [await voice.synthesize(text) for text in ANSWERS]
+    pause = bytes(int(48_000 * PAUSE_S) * 2)
+    answers = [
+        await voice.synthesize(first) + pause + await voice.synthesize(second)
+        for first, second in ANSWERS
+    ]
     rows = [await _mode(mode, args, answers) for mode in args.modes.split(",")]
     print(f"\n{os.cpu_count()} cores; the candidate's peers share them with the service")
     for row in rows:
         _report(row, args)
+    by_mode = {row["mode"]: row for row in rows}
+    if "local" in by_mode and "local-late" in by_mode:
+        early, late = (
+            statistics.median(float(t["voice_to_voice_s"]) for t in by_mode[m]["single"])
+            for m in ("local", "local-late")
+        )
+        print(
+            f"\nvoice-to-voice p50, one call: early STT {early * 1000:.0f} ms, "
+            f"late {late * 1000:.0f} ms, ratio early/late {early / late:.2f}"
+        )
     print(
         "\noverhead (measured): voice-to-voice minus the measured end-of-utterance delay, STT,"
         "\n  semantic check, LLM first token and TTS first byte: the server's own time."

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # (the semantic end-of-turn check; 0 turns it off).
     interview_semantic_grace_s: float = Field(default=1.5, ge=0, le=10)
     interview_semantic_timeout_s: float = Field(default=1.0, gt=0, le=10)
+    # A pause this long inside an answer starts STT on the speech so far, so little is
+    # left to transcribe when the turn ends (0 turns it off).
+    interview_early_stt_s: float = Field(default=0.6, ge=0, le=5)
     # Each provider separately: "auto" is OpenAI when OPENAI_API_KEY is set, else local.
     # "module:function" building the whole VoiceStack instead (other providers, benchmarks)
     interview_voice_stack: str | None = None

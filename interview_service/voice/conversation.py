@@ -43,7 +43,8 @@ from interview_service.voice.turns import Signal, TurnConfig, TurnDetector
 log = structlog.get_logger(__name__)
 
 PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
-MAX_UTTERANCE_S = 60.0
+MAX_PIECE_S = 30.0  # speech with no pause is cut for STT every this many seconds
+CHUNK_S = VAD_CHUNK / VAD_RATE
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
 
@@ -58,16 +59,46 @@ class VoiceStack:
     provider_timeout_s: float = 15.0
     semantic_grace_s: float = 1.5  # extra listening when the answer reads unfinished
     semantic_timeout_s: float = 1.0  # the check itself; past it the answer counts as done
+    early_stt_s: float = 0.6  # a pause this long starts STT on the speech so far; 0: off
     results: ResultsWriter | None = None  # rubric scoring; None: measurements only
     observe: Callable[[str, float], None] | None = None  # (stage, seconds) → histograms
 
 
 @dataclass(slots=True)
 class Utterance:
-    audio: np.ndarray
+    pieces: list[asyncio.Task[str]]  # its transcriptions, in order, some begun at pauses
     started_at: float  # wall clock
     last_voiced_at: float  # wall clock of the last voiced chunk
     decided_at: float  # when the detector called the end of the turn
+
+
+class Capture:
+    """The utterance being heard, cut into pieces at pauses that STT may start on early.
+
+    Each stretch of audio is transcribed once: a pause of ``early_s`` hands the speech
+    since the last cut to STT while the candidate is silent, so at the end of the turn
+    only what came after the last pause is left to transcribe.
+    """
+
+    __slots__ = ("chunks", "pieces", "started_at", "voiced")
+
+    def __init__(self, chunks: list[np.ndarray], started_at: float) -> None:
+        self.chunks = chunks  # since the last cut
+        self.pieces: list[asyncio.Task[str]] = []
+        self.started_at = started_at
+        self.voiced = True  # speech since the last cut
+
+    def cut(self, transcribe: Callable[[np.ndarray], asyncio.Task[str]]) -> None:
+        if not self.voiced:  # a pause that was already cut: keep a pre-roll of it only
+            del self.chunks[:-PREROLL_CHUNKS]
+            return
+        self.pieces.append(transcribe(np.concatenate(self.chunks)))
+        self.chunks = []
+        self.voiced = False
+
+    def abandon(self) -> None:
+        for piece in self.pieces:
+            piece.cancel()
 
 
 @dataclass(slots=True)
@@ -116,6 +147,7 @@ class VoiceConversation:
         self._events: EventSink | None = None
         self._detector = TurnDetector(stack.turns)
         self._speech_started = asyncio.Event()
+        self._stt_tasks: set[asyncio.Task[str]] = set()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -145,6 +177,8 @@ class VoiceConversation:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+            for task in list(self._stt_tasks):
+                task.cancel()
 
     async def _run_reply(self, coro: Any) -> None:
         """Run one reply as a task that barge-in may cancel; its cancellation is not ours."""
@@ -165,10 +199,11 @@ class VoiceConversation:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
         vad = self.stack.vad()
         detector = self._detector
+        early_s = self.stack.early_stt_s
         pending = np.zeros(0, dtype=np.float32)
         preroll: deque[np.ndarray] = deque(maxlen=PREROLL_CHUNKS)
-        spoken: list[np.ndarray] = []
-        started_at = last_voiced = 0.0
+        capture: Capture | None = None
+        last_voiced = 0.0
         async for frame in inbound:
             self.frames_in += 1
             for converted in resampler.resample(frame):
@@ -183,20 +218,37 @@ class VoiceConversation:
                     self.voiced_frames_in += 1
                     last_voiced = now
                 if signal in (Signal.SPEECH_STARTED, Signal.BARGE_IN):
-                    spoken = [*preroll, chunk]
-                    started_at = now - len(spoken) * 0.032
+                    if capture is not None:
+                        capture.abandon()  # too short to be a turn
+                    chunks = [*preroll, chunk]
+                    capture = Capture(chunks, now - len(chunks) * CHUNK_S)
                     self._speech_started.set()
                     if signal is Signal.BARGE_IN:
                         self._barge_in()
-                elif signal is Signal.END_OF_TURN:
-                    spoken.append(chunk)
+                elif signal is Signal.END_OF_TURN and capture is not None:
+                    capture.cut(self._transcribe)  # nothing new when a pause already cut
                     self._utterances.put_nowait(
-                        Utterance(np.concatenate(spoken), started_at, last_voiced, now)
+                        Utterance(capture.pieces, capture.started_at, last_voiced, now)
                     )
-                    spoken = []
-                elif detector.in_speech and len(spoken) * 0.032 < MAX_UTTERANCE_S:
-                    spoken.append(chunk)
+                    capture = None
+                elif capture is not None and detector.in_speech:
+                    capture.chunks.append(chunk)
+                    capture.voiced = capture.voiced or detector.voiced
+                    pause = not detector.voiced and 0 < early_s <= detector.silence_s
+                    if pause or len(capture.chunks) * CHUNK_S >= MAX_PIECE_S:
+                        capture.cut(self._transcribe)
                 preroll.append(chunk)
+
+    def _transcribe(self, audio: np.ndarray) -> asyncio.Task[str]:
+        task = asyncio.create_task(
+            asyncio.wait_for(
+                self.stack.stt.transcribe(audio, language=self.plan.language),
+                self.stack.provider_timeout_s,
+            )
+        )
+        self._stt_tasks.add(task)
+        task.add_done_callback(self._stt_tasks.discard)
+        return task
 
     def _interviewer_speaking(self) -> bool:
         return self.outbound.speaking or self._reply is not None
@@ -229,14 +281,17 @@ class VoiceConversation:
             )
             began = time.perf_counter()
             try:
-                text = await asyncio.wait_for(
-                    self.stack.stt.transcribe(utterance.audio, language=self.plan.language),
-                    self.stack.provider_timeout_s,
-                )
+                # what is left of STT once the turn ended: pieces begun at pauses are
+                # often done by then
+                parts = await asyncio.gather(*utterance.pieces)
             except Exception as exc:
+                for piece in utterance.pieces:
+                    piece.cancel()
                 await self._apologise("stt", exc)
                 return None
+            text = " ".join(part for part in parts if part)
             metrics["stt_s"] = round(time.perf_counter() - began, 3)
+            metrics["stt_pieces"] = len(utterance.pieces)
             if text:
                 self._transcript("candidate", text, utterance.started_at, utterance.last_voiced_at)
                 self.history.append(Turn("candidate", text))

@@ -111,6 +111,7 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
         provider_timeout_s=settings.interview_provider_timeout_s,
         semantic_grace_s=settings.interview_semantic_grace_s,
         semantic_timeout_s=settings.interview_semantic_timeout_s,
+        early_stt_s=settings.interview_early_stt_s,
         results=results,
         observe=observe,
     )

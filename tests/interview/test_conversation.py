@@ -101,12 +101,13 @@ async def make_line() -> AsyncIterator[Callable[..., Line]]:
         **stack: Any,
     ) -> Line:
         stack.setdefault("provider_timeout_s", 2.0)
+        silence = stack.pop("silence_s", SILENCE_S)
         voice = VoiceStack(
             vad=EnergyVad,
             stt=stt or FixedStt(),
             interviewer=lambda plan: interviewer or FixedInterviewer(),
             tts=FixedTts(seconds_per_word=0.1),
-            turns=TurnConfig(end_silence_s=SILENCE_S, barge_in_s=0.5),
+            turns=TurnConfig(end_silence_s=silence, barge_in_s=0.5),
             **stack,
         )
         line = Line(VoiceConversation(InterviewPlan("iv-test", "cand"), voice))
@@ -274,3 +275,43 @@ def test_pieces_ending_in_spaces_do_not_run_together() -> None:
         *complete, buffer = _sentences_and_rest(buffer + piece)
         sentences.extend(complete)
     assert [*sentences, buffer.strip()] == ["Thank you.", "Now tell me more."]
+
+
+async def test_pauses_start_stt_early_and_the_answer_stays_one_line(
+    make_line: Callable[..., Line],
+) -> None:
+    stt = FixedStt(["I built the encoder farm", "and ran it for three years."], latency_s=0.5)
+    line = make_line(stt=stt, silence_s=1.4, early_stt_s=0.6)
+    await line.greeted()
+
+    line.say(1.0)
+    line.pause(0.9)  # a thinking pause: STT starts on the first half meanwhile
+    line.say(1.0)
+    await line.until(lambda: line.lines("candidate"), 8, "the candidate's line")
+    assert [i["text"] for i in line.lines("candidate")] == [
+        "I built the encoder farm and ran it for three years."
+    ]
+    await line.until(lambda: line.of_type("turn_metrics"), 5, "the turn's metrics")
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert stt.calls == 2
+    assert metrics["stt_pieces"] == 2
+    # the second half began 0.6 s into the final silence, so its 0.5 s were over by the
+    # end of the 1.4 s window: the candidate waited for none of STT's time
+    assert metrics["stt_s"] < 0.25
+
+
+async def test_without_early_stt_the_answer_is_transcribed_once_at_the_end(
+    make_line: Callable[..., Line],
+) -> None:
+    stt = FixedStt(["I built the encoder farm and ran it for three years."], latency_s=0.5)
+    line = make_line(stt=stt, silence_s=1.4, early_stt_s=0)
+    await line.greeted()
+
+    line.say(1.0)
+    line.pause(0.9)
+    line.say(1.0)
+    await line.until(lambda: line.of_type("turn_metrics"), 10, "the turn's metrics")
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert stt.calls == 1
+    assert metrics["stt_pieces"] == 1
+    assert metrics["stt_s"] >= 0.5
