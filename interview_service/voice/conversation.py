@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import uuid
@@ -67,6 +68,7 @@ class VoiceStack:
 @dataclass(slots=True)
 class Utterance:
     pieces: list[asyncio.Task[str]]  # its transcriptions, in order, some begun at pauses
+    precheck: asyncio.Task[bool | None] | None  # the semantic check, begun in the pause
     started_at: float  # wall clock
     last_voiced_at: float  # wall clock of the last voiced chunk
     decided_at: float  # when the detector called the end of the turn
@@ -80,13 +82,15 @@ class Capture:
     only what came after the last pause is left to transcribe.
     """
 
-    __slots__ = ("chunks", "pieces", "started_at", "voiced")
+    __slots__ = ("chunks", "pieces", "precheck", "started_at", "voiced")
 
     def __init__(self, chunks: list[np.ndarray], started_at: float) -> None:
         self.chunks = chunks  # since the last cut
         self.pieces: list[asyncio.Task[str]] = []
         self.started_at = started_at
         self.voiced = True  # speech since the last cut
+        # the semantic check on everything said so far, begun in the pause after it
+        self.precheck: asyncio.Task[bool | None] | None = None
 
     def cut(self, transcribe: Callable[[np.ndarray], asyncio.Task[str]]) -> None:
         if not self.voiced:  # a pause that was already cut: keep a pre-roll of it only
@@ -96,7 +100,15 @@ class Capture:
         self.chunks = []
         self.voiced = False
 
+    def resumed(self) -> None:
+        """More speech: a check begun in the pause no longer covers the whole answer."""
+        self.voiced = True
+        if self.precheck is not None:
+            self.precheck.cancel()
+            self.precheck = None
+
     def abandon(self) -> None:
+        self.resumed()
         for piece in self.pieces:
             piece.cancel()
 
@@ -147,7 +159,7 @@ class VoiceConversation:
         self._events: EventSink | None = None
         self._detector = TurnDetector(stack.turns)
         self._speech_started = asyncio.Event()
-        self._stt_tasks: set[asyncio.Task[str]] = set()
+        self._stt_tasks: set[asyncio.Task[Any]] = set()
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -201,7 +213,10 @@ class VoiceConversation:
         detector = self._detector
         early_s = self.stack.early_stt_s
         pending = np.zeros(0, dtype=np.float32)
-        preroll: deque[np.ndarray] = deque(maxlen=PREROLL_CHUNKS)
+        # Barge-in is called after barge_in_s of speech: keep that much more, so the
+        # interruption's first words reach STT too.
+        barge_in_chunks = math.ceil(self.stack.turns.barge_in_s / CHUNK_S)
+        preroll: deque[np.ndarray] = deque(maxlen=PREROLL_CHUNKS + barge_in_chunks)
         capture: Capture | None = None
         last_voiced = 0.0
         async for frame in inbound:
@@ -220,7 +235,10 @@ class VoiceConversation:
                 if signal in (Signal.SPEECH_STARTED, Signal.BARGE_IN):
                     if capture is not None:
                         capture.abandon()  # too short to be a turn
-                    chunks = [*preroll, chunk]
+                    kept = list(preroll)
+                    if signal is Signal.SPEECH_STARTED:
+                        kept = kept[-PREROLL_CHUNKS:]
+                    chunks = [*kept, chunk]
                     capture = Capture(chunks, now - len(chunks) * CHUNK_S)
                     self._speech_started.set()
                     if signal is Signal.BARGE_IN:
@@ -228,16 +246,45 @@ class VoiceConversation:
                 elif signal is Signal.END_OF_TURN and capture is not None:
                     capture.cut(self._transcribe)  # nothing new when a pause already cut
                     self._utterances.put_nowait(
-                        Utterance(capture.pieces, capture.started_at, last_voiced, now)
+                        Utterance(
+                            capture.pieces, capture.precheck, capture.started_at, last_voiced, now
+                        )
                     )
                     capture = None
                 elif capture is not None and detector.in_speech:
                     capture.chunks.append(chunk)
-                    capture.voiced = capture.voiced or detector.voiced
+                    if detector.voiced and not capture.voiced:
+                        capture.resumed()
                     pause = not detector.voiced and 0 < early_s <= detector.silence_s
-                    if pause or len(capture.chunks) * CHUNK_S >= MAX_PIECE_S:
+                    if pause and capture.voiced:
+                        capture.cut(self._transcribe)
+                        capture.precheck = self._precheck(capture.pieces)
+                    elif pause or len(capture.chunks) * CHUNK_S >= MAX_PIECE_S:
                         capture.cut(self._transcribe)
                 preroll.append(chunk)
+
+    def _precheck(self, pieces: list[asyncio.Task[str]]) -> asyncio.Task[bool | None] | None:
+        """Start the semantic check in the pause, on what the pieces say: if the pause
+        becomes the end of the turn, its verdict is ready, not another wait."""
+        if self.stack.semantic_grace_s <= 0:
+            return None
+        task = asyncio.create_task(self._check(list(pieces)))
+        self._stt_tasks.add(task)
+        task.add_done_callback(self._stt_tasks.discard)
+        return task
+
+    async def _check(self, pieces: list[asyncio.Task[str]]) -> bool | None:
+        try:
+            # shielded: this check may be cancelled, the transcriptions must go on
+            parts = await asyncio.gather(*(asyncio.shield(piece) for piece in pieces))
+            text = " ".join(part for part in parts if part)
+            if not text:
+                return None
+            return await asyncio.wait_for(
+                self.interviewer.is_complete(self.history, text), self.stack.semantic_timeout_s
+            )
+        except Exception:
+            return None  # the check at the end of the turn decides, or STT's error shows
 
     def _transcribe(self, audio: np.ndarray) -> asyncio.Task[str]:
         task = asyncio.create_task(
@@ -299,8 +346,9 @@ class VoiceConversation:
                 stopped_at = utterance.last_voiced_at
             if not texts:
                 return None  # noise, not words: nothing to answer
+            precheck = utterance.precheck if len(texts) == 1 else None
             going_on = self._candidate_going_on()
-            if (going_on or not await self._reads_finished(texts, metrics)) and (
+            if (going_on or not await self._reads_finished(texts, metrics, precheck)) and (
                 await self._speech_resumes()
             ):
                 continue
@@ -323,20 +371,36 @@ class VoiceConversation:
     def _candidate_going_on(self) -> bool:
         return self._detector.in_speech or not self._utterances.empty()
 
-    async def _reads_finished(self, texts: list[str], metrics: dict[str, Any]) -> bool:
-        """The semantic end-of-turn check; a slow or failing check counts as finished."""
+    async def _reads_finished(
+        self,
+        texts: list[str],
+        metrics: dict[str, Any],
+        precheck: asyncio.Task[bool | None] | None = None,
+    ) -> bool:
+        """The semantic end-of-turn check; a slow or failing check counts as finished.
+
+        ``precheck``, begun in the final pause on the same words, is used when it has a
+        verdict: then the check costs the turn nothing.
+        """
         if self.stack.semantic_grace_s <= 0:
             return True
         self._speech_started.clear()
         began = time.perf_counter()
-        try:
-            finished = await asyncio.wait_for(
-                self.interviewer.is_complete(self.history, " ".join(texts)),
-                self.stack.semantic_timeout_s,
-            )
-        except Exception as exc:
-            log.info("semantic_check_skipped", error=repr(exc)[:200])
-            finished = True
+        verdict = None
+        if precheck is not None and not precheck.cancelled():
+            verdict = await precheck
+        if verdict is not None:
+            finished = verdict
+            metrics["semantic_precheck"] = True
+        else:
+            try:
+                finished = await asyncio.wait_for(
+                    self.interviewer.is_complete(self.history, " ".join(texts)),
+                    self.stack.semantic_timeout_s,
+                )
+            except Exception as exc:
+                log.info("semantic_check_skipped", error=repr(exc)[:200])
+                finished = True
         metrics["semantic_check_s"] = round(time.perf_counter() - began, 3)
         if not finished:
             metrics["semantic_wait"] = True

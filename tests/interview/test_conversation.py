@@ -230,7 +230,8 @@ async def test_talking_over_a_streaming_reply_cancels_it_and_cuts_the_line(
         "system you have designed, how many people used it, and what broke first."
     )
     interviewer = FixedInterviewer([reply], word_s=0.15)  # streams for about 4 s
-    line = make_line(interviewer=interviewer)
+    stt = FixedStt()
+    line = make_line(interviewer=interviewer, stt=stt)
     await line.greeted()
 
     line.say(1.0)
@@ -250,6 +251,9 @@ async def test_talking_over_a_streaming_reply_cancels_it_and_cuts_the_line(
     assert reply.startswith(cut["text"].rstrip(".,"))  # what was played, in order
     metrics = line.of_type("turn_metrics")[0]["metrics"]
     assert metrics["interrupted"] is True
+    # the interruption is heard from its start, not from when it counted as barge-in
+    await line.until(lambda: stt.calls == 2, 5, "the interruption's transcription")
+    assert stt.heard_s[1] >= 1.5
 
 
 @pytest.mark.parametrize(
@@ -315,3 +319,41 @@ async def test_without_early_stt_the_answer_is_transcribed_once_at_the_end(
     assert stt.calls == 1
     assert metrics["stt_pieces"] == 1
     assert metrics["stt_s"] >= 0.5
+
+
+async def test_the_semantic_check_runs_in_the_final_pause_not_after_it(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer()
+    interviewer.check_s = 0.5  # a language model's round trip
+    line = make_line(interviewer=interviewer, silence_s=1.4, early_stt_s=0.6)
+    await line.greeted()
+
+    line.say(1.0)
+    await line.until(lambda: line.of_type("turn_metrics"), 8, "the turn's metrics")
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert interviewer.checks == 1  # checked once, in the pause
+    assert metrics["semantic_precheck"] is True
+    assert metrics["semantic_check_s"] < 0.25  # its 0.5 s were spent inside the window
+
+
+async def test_speech_after_the_pause_discards_the_early_check(
+    make_line: Callable[..., Line],
+) -> None:
+    interviewer = FixedInterviewer()
+    interviewer.verdicts = [True, False]  # the first half reads finished, the whole not
+    stt = FixedStt(["I led the migration", "to the new render farm."])
+    line = make_line(interviewer=interviewer, stt=stt, silence_s=1.4, early_stt_s=0.6)
+    await line.greeted()
+
+    line.say(1.0)
+    line.pause(0.9)  # an early check starts here, then the candidate goes on
+    line.say(1.0)
+    await line.until(lambda: line.of_type("turn_metrics"), 10, "the turn's metrics")
+    assert [i["text"] for i in line.lines("candidate")] == [
+        "I led the migration to the new render farm."
+    ]
+    assert interviewer.replied == 1
+    assert interviewer.checks == 2  # the first check was overtaken by more speech
+    metrics = line.of_type("turn_metrics")[0]["metrics"]
+    assert metrics["semantic_wait"] is True  # the verdict on the whole answer was used

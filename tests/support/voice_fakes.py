@@ -41,9 +41,11 @@ class FixedStt:
         self.latency_s = latency_s
         self.fail: BaseException | None = None
         self.calls = 0
+        self.heard_s: list[float] = []  # seconds of audio per call
 
     async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
         self.calls += 1
+        self.heard_s.append(len(audio) / 16_000)
         await asyncio.sleep(self.latency_s)
         if self.fail is not None:
             raise self.fail
@@ -68,6 +70,8 @@ class FixedInterviewer:
         self.closed_early = 0  # replies whose stream was closed before its end
         self.finish_after = finish_after
         self.verdicts: list[bool] = [True]
+        self.check_s = 0.0  # how long the semantic check takes
+        self.checks = 0
         self.fail: BaseException | None = None
         self.replied = 0
 
@@ -94,6 +98,8 @@ class FixedInterviewer:
                 self.closed_early += 1
 
     async def is_complete(self, history: Sequence[Turn], partial: str) -> bool:
+        self.checks += 1
+        await asyncio.sleep(self.check_s)
         return self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
 
 
