@@ -45,6 +45,7 @@ ANSWERS = [
     ("We moved the encoders onto spot instances.", "That cut the monthly bill by a third."),
 ]
 PAUSE_S = 0.9
+DUMP = os.environ.get("BENCH_DUMP") == "1"  # print every call's transcript and turns
 QUESTIONS = [f"Question number {i}, tell me more about your work." for i in range(1, 40)]
 STAGES = (
     "end_of_utterance_s",
@@ -107,9 +108,10 @@ async def _interview(
             pcm = answers[turn % len(answers)]
             lines = len(client.transcript("interviewer"))
             segment = client.microphone.enqueue_pcm(pcm)
-            await _until(lambda s=segment: s.first_sent_at is not None, 10)
-            assert segment.first_sent_at is not None
-            voice_ended = segment.first_sent_at + _last_voiced_s(pcm)
+            voiced_frames = round(_last_voiced_s(pcm) / 0.02)
+            # when its last voiced frame really went out (pacing may slip under load)
+            await _until(lambda s=segment, v=voiced_frames: s.sent >= v, 60)
+            voice_ended = time.time()
             await _until(lambda n=lines: len(client.transcript("interviewer")) > n, 60)
             onset = next((t for t in client.onsets if t > voice_ended), None)
             if onset is not None:
@@ -176,6 +178,13 @@ async def _mode(name: str, args: argparse.Namespace, answers: list[bytes]) -> di
 
 async def _per_turn(http: httpx.AsyncClient, interview: str) -> list[dict[str, Any]]:
     results = (await http.get(f"/api/interview/{interview}/results")).json()
+    if DUMP:
+        for line in results["transcript"]:
+            cut = " (interrupted)" if line["interrupted"] else ""
+            print(f"    {line['start']:.2f}-{line['end']:.2f} {line['role']}: {line['text']}{cut}")
+        print(f"    media {results['metrics'].get('frames_in')} in")
+        for turn in results["metrics"]["per_turn"]:
+            print(f"    {turn}")
     return [t for t in results["metrics"]["per_turn"] if not t.get("interrupted")]
 
 

@@ -74,6 +74,9 @@ class Utterance:
     decided_at: float  # when the detector called the end of the turn
 
 
+Transcriber = Callable[[np.ndarray, list[asyncio.Task[str]]], asyncio.Task[str]]
+
+
 class Capture:
     """The utterance being heard, cut into pieces at pauses that STT may start on early.
 
@@ -92,11 +95,11 @@ class Capture:
         # the semantic check on everything said so far, begun in the pause after it
         self.precheck: asyncio.Task[bool | None] | None = None
 
-    def cut(self, transcribe: Callable[[np.ndarray], asyncio.Task[str]]) -> None:
+    def cut(self, transcribe: Transcriber) -> None:
         if not self.voiced:  # a pause that was already cut: keep a pre-roll of it only
             del self.chunks[:-PREROLL_CHUNKS]
             return
-        self.pieces.append(transcribe(np.concatenate(self.chunks)))
+        self.pieces.append(transcribe(np.concatenate(self.chunks), list(self.pieces)))
         self.chunks = []
         self.voiced = False
 
@@ -286,16 +289,23 @@ class VoiceConversation:
         except Exception:
             return None  # the check at the end of the turn decides, or STT's error shows
 
-    def _transcribe(self, audio: np.ndarray) -> asyncio.Task[str]:
-        task = asyncio.create_task(
-            asyncio.wait_for(
-                self.stack.stt.transcribe(audio, language=self.plan.language),
-                self.stack.provider_timeout_s,
-            )
-        )
+    def _transcribe(self, audio: np.ndarray, before: list[asyncio.Task[str]]) -> asyncio.Task[str]:
+        task = asyncio.create_task(self._transcribe_after(audio, before))
         self._stt_tasks.add(task)
         task.add_done_callback(self._stt_tasks.discard)
         return task
+
+    async def _transcribe_after(self, audio: np.ndarray, before: list[asyncio.Task[str]]) -> str:
+        """One piece, with the pieces before it as context (a short piece alone is often
+        misheard: "one customer sent thousands" came back as "1,000")."""
+        prompt = ""
+        if before:
+            parts = await asyncio.gather(*(asyncio.shield(p) for p in before))
+            prompt = " ".join(part for part in parts if part)
+        return await asyncio.wait_for(
+            self.stack.stt.transcribe(audio, language=self.plan.language, prompt=prompt),
+            self.stack.provider_timeout_s,
+        )
 
     def _interviewer_speaking(self) -> bool:
         return self.outbound.speaking or self._reply is not None

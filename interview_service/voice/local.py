@@ -122,11 +122,11 @@ class WhisperStt:
         self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads)
         self._lock = asyncio.Lock()
 
-    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio, language)
+            return await asyncio.to_thread(self._run, audio, language, prompt)
 
-    def _run(self, audio: np.ndarray, language: str) -> str:
+    def _run(self, audio: np.ndarray, language: str, prompt: str) -> str:
         segments, _ = self._model.transcribe(
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
@@ -134,6 +134,7 @@ class WhisperStt:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            initial_prompt=prompt or None,  # the answer so far: context for a later piece
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 

@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 import structlog
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel, Field, ValidationError
 
@@ -70,11 +70,12 @@ class OpenAiStt:
         self._client = client
         self.model = model
 
-    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
         result = await self._client.audio.transcriptions.create(
             model=self.model,
             file=("answer.wav", wav_bytes(audio), "audio/wav"),
             language=language.split("-")[0],
+            prompt=prompt[-800:] if prompt else omit,
         )
         return str(result.text).strip()
 

@@ -27,8 +27,8 @@ class VoiceActivity(Protocol):
 class SpeechToText(Protocol):
     name: str
 
-    async def transcribe(self, audio: np.ndarray, *, language: str) -> str:
-        """Text of 16 kHz mono float32 audio."""
+    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
+        """Text of 16 kHz mono float32 audio; ``prompt`` is what was said just before it."""
         ...
 
 

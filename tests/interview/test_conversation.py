@@ -299,6 +299,7 @@ async def test_pauses_start_stt_early_and_the_answer_stays_one_line(
     metrics = line.of_type("turn_metrics")[0]["metrics"]
     assert stt.calls == 2
     assert metrics["stt_pieces"] == 2
+    assert stt.prompts == ["", "I built the encoder farm"]  # the first half as context
     # the second half began 0.6 s into the final silence, so its 0.5 s were over by the
     # end of the 1.4 s window: the candidate waited for none of STT's time
     assert metrics["stt_s"] < 0.25

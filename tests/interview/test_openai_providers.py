@@ -47,7 +47,12 @@ async def test_transcription_uploads_a_wav_and_returns_the_text(fake: FakeOpenAI
     stt = OpenAiStt(client(fake), "whisper-test")
     audio = (0.1 * np.sin(np.arange(16_000) / 5)).astype(np.float32)
     assert await stt.transcribe(audio, language="en-GB") == "I have five years of Python."
-    upload = fake.seen("transcriptions")[0]
+    assert await stt.transcribe(audio, language="en", prompt="My last job:") == (
+        "I have five years of Python."
+    )
+    upload, with_prompt = fake.seen("transcriptions")
+    assert b'name="prompt"' not in upload["raw"]
+    assert b'name="prompt"\r\n\r\nMy last job:' in with_prompt["raw"]
     assert upload["wav"]
     assert upload["bytes"] > 32_000
     assert b"whisper-test" in upload["raw"]
