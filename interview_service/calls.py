@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 INBOUND_FRAMES = 50  # one second of 20 ms frames; older ones are dropped, never queued up
 PENDING_CANDIDATES = 64
+TASK_STOP_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,9 @@ class Call:
         try:
             await self._conversation.run(self._frames(), _Sink(self))
         except asyncio.CancelledError:
+            if self._finishing is None:  # nobody ended the call: something cancelled it
+                log.error("conversation_cancelled", interview_id=self.id)
+                self.send_event({"type": "error", "code": "conversation_failed"})
             raise
         except Exception:
             log.exception("conversation_failed", interview_id=self.id)
@@ -257,9 +261,13 @@ class Call:
         peer, self.peer = self.peer, None
         if peer is not None:
             await peer.close()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:  # bounded: a task that ignores its cancellation must not hold the end
+            done, stuck = await asyncio.wait(tasks, timeout=TASK_STOP_TIMEOUT_S)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: logged where it mattered
+            for task in stuck:
+                log.error("call_task_stuck", interview_id=self.id, task=task.get_name())
         self.record.media.update(self._media_counters())
         self.record.move(status, reason=reason)
         log.info("interview_state", interview_id=self.id, status=status.value, reason=reason)

@@ -191,9 +191,8 @@ class Peer:
     async def _describe(self, description: RTCSessionDescription) -> str:
         # aiortc gathers every candidate inside setLocalDescription; bound it.
         try:
-            await asyncio.wait_for(
-                self._pc.setLocalDescription(description), self._options.gather_timeout_s
-            )
+            async with asyncio.timeout(self._options.gather_timeout_s):
+                await self._pc.setLocalDescription(description)
         except TimeoutError:
             raise GatheringTimeout(
                 f"ICE gathering took over {self._options.gather_timeout_s:g}s; is TURN reachable?"

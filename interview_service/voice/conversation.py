@@ -44,6 +44,7 @@ from interview_service.voice.turns import Signal, TurnConfig, TurnDetector
 log = structlog.get_logger(__name__)
 
 PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
+PLAYOUT_MARGIN_S = 5.0  # beyond the queued audio, before playback counts as stalled
 MAX_PIECE_S = 30.0  # speech with no pause is cut for STT every this many seconds
 CHUNK_S = VAD_CHUNK / VAD_RATE
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
@@ -75,6 +76,10 @@ class Utterance:
 
 
 Transcriber = Callable[[np.ndarray, list[asyncio.Task[str]]], asyncio.Task[str]]
+
+
+class ListenerFailed(RuntimeError):
+    """The listening loop stopped with an error; the conversation cannot go on."""
 
 
 class Capture:
@@ -157,7 +162,8 @@ class VoiceConversation:
         self.voiced_frames_in = 0
         self.history: list[Turn] = []
         self.turn_metrics: list[dict[str, Any]] = []
-        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
+        # None: the listener failed, and the conversation must fail with it
+        self._utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
         self._reply: asyncio.Task[None] | None = None
         self._events: EventSink | None = None
         self._detector = TurnDetector(stack.turns)
@@ -185,7 +191,7 @@ class VoiceConversation:
                 outcome = Reply()
                 await self._run_reply(self._speak_reply(outcome, answer))
                 if outcome.finished:
-                    await self.outbound.drained()
+                    await self._played()
                     events.send({"type": "interview_complete"})
                     return
         finally:
@@ -211,6 +217,13 @@ class VoiceConversation:
     # ---- listening ---------------------------------------------------------------------
 
     async def _listen(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
+        try:
+            await self._hear(inbound)
+        except Exception:
+            log.exception("listener_failed", interview_id=self.plan.interview_id)
+            self._utterances.put_nowait(None)
+
+    async def _hear(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
         vad = self.stack.vad()
         detector = self._detector
@@ -283,9 +296,8 @@ class VoiceConversation:
             text = " ".join(part for part in parts if part)
             if not text:
                 return None
-            return await asyncio.wait_for(
-                self.interviewer.is_complete(self.history, text), self.stack.semantic_timeout_s
-            )
+            async with asyncio.timeout(self.stack.semantic_timeout_s):
+                return await self.interviewer.is_complete(self.history, text)
         except Exception:
             return None  # the check at the end of the turn decides, or STT's error shows
 
@@ -302,10 +314,24 @@ class VoiceConversation:
         if before:
             parts = await asyncio.gather(*(asyncio.shield(p) for p in before))
             prompt = " ".join(part for part in parts if part)
-        return await asyncio.wait_for(
-            self.stack.stt.transcribe(audio, language=self.plan.language, prompt=prompt),
-            self.stack.provider_timeout_s,
-        )
+        async with asyncio.timeout(self.stack.provider_timeout_s):
+            return await self.stack.stt.transcribe(
+                audio, language=self.plan.language, prompt=prompt
+            )
+
+    async def _played(self) -> None:
+        """Until the queued speech has gone out; bounded, should the track stop pulling."""
+        budget = self.outbound.queued_s + PLAYOUT_MARGIN_S
+        try:
+            async with asyncio.timeout(budget):
+                await self.outbound.drained()
+        except TimeoutError:
+            log.warning(
+                "outbound_stalled",
+                interview_id=self.plan.interview_id,
+                queued_s=round(self.outbound.queued_s, 2),
+            )
+            self.outbound.flush()
 
     def _interviewer_speaking(self) -> bool:
         return self.outbound.speaking or self._reply is not None
@@ -366,16 +392,19 @@ class VoiceConversation:
 
     async def _next_utterance(self, *, continuing: bool) -> Utterance | None:
         if not continuing:
-            return await self._utterances.get()
+            utterance = await self._utterances.get()
+            if utterance is None:
+                raise ListenerFailed("the listener stopped; see listener_failed in the log")
+            return utterance
         # More of an answer: it may turn out too short to be a turn, so wait only while
         # the candidate is speaking, or not yet silent for a whole window.
         quiet_s = 0.0
         step = 0.1
         while quiet_s < self.stack.turns.end_silence_s + 0.5:
-            try:
-                return await asyncio.wait_for(self._utterances.get(), step)
-            except TimeoutError:
-                quiet_s = 0.0 if self._detector.in_speech else quiet_s + step
+            if not self._utterances.empty():
+                return await self._next_utterance(continuing=False)
+            await asyncio.sleep(step)
+            quiet_s = 0.0 if self._detector.in_speech else quiet_s + step
         return None
 
     def _candidate_going_on(self) -> bool:
@@ -404,10 +433,8 @@ class VoiceConversation:
             metrics["semantic_precheck"] = True
         else:
             try:
-                finished = await asyncio.wait_for(
-                    self.interviewer.is_complete(self.history, " ".join(texts)),
-                    self.stack.semantic_timeout_s,
-                )
+                async with asyncio.timeout(self.stack.semantic_timeout_s):
+                    finished = await self.interviewer.is_complete(self.history, " ".join(texts))
             except Exception as exc:
                 log.info("semantic_check_skipped", error=repr(exc)[:200])
                 finished = True
@@ -421,7 +448,8 @@ class VoiceConversation:
         if self._candidate_going_on() or self._speech_started.is_set():
             return True
         try:
-            await asyncio.wait_for(self._speech_started.wait(), self.stack.semantic_grace_s)
+            async with asyncio.timeout(self.stack.semantic_grace_s):
+                await self._speech_started.wait()
         except TimeoutError:
             return False
         return True
@@ -460,7 +488,7 @@ class VoiceConversation:
         if outcome.question_index is not None:
             self._send({"type": "question", "index": outcome.question_index})
         try:
-            await self.outbound.drained()
+            await self._played()
         except asyncio.CancelledError:
             self._interrupted(spoken)
             self._record_turn(metrics, spoken, answer.stopped_at, interrupted=True)
@@ -512,7 +540,7 @@ class VoiceConversation:
             await self._synthesize(text, spoken, {})
             if question is not None:
                 self._send({"type": "question", "index": question})
-            await self.outbound.drained()
+            await self._played()
         except asyncio.CancelledError:
             self._interrupted(spoken)
             raise

@@ -25,7 +25,8 @@ def test_quick_fake_run_prints_every_stage_and_the_overhead() -> None:
     assert "== fake: 2 turns on one call" in out, out
     for row in ("stt_s", "llm_first_token_s", "tts_first_byte_s", "voice_to_voice_s"):
         assert re.search(rf"{row}\s+\d+\.\d\s+\d+\.\d", out), out  # p50 and p95
-    # the fixed 0.2 s STT shows up as such: the figures come from the service's metrics
-    assert re.search(r"stt_s\s+20\d\.\d", out), out
+    # the fake's fixed 0.3 s to first token shows up as such: the figures are the
+    # service's own metrics
+    assert re.search(r"llm_first_token_s\s+30\d\.\d", out), out
     assert "overhead (measured)" in out
     assert "calls per core" in out

@@ -19,6 +19,7 @@ from interview_service.audio import PacedSource, rms
 from interview_service.media import InterviewPlan
 from interview_service.voice.conversation import (
     APOLOGY,
+    ListenerFailed,
     VoiceConversation,
     VoiceStack,
     _sentences_and_rest,
@@ -103,7 +104,7 @@ async def make_line() -> AsyncIterator[Callable[..., Line]]:
         stack.setdefault("provider_timeout_s", 2.0)
         silence = stack.pop("silence_s", SILENCE_S)
         voice = VoiceStack(
-            vad=EnergyVad,
+            vad=stack.pop("vad", EnergyVad),
             stt=stt or FixedStt(),
             interviewer=lambda plan: interviewer or FixedInterviewer(),
             tts=FixedTts(seconds_per_word=0.1),
@@ -358,3 +359,17 @@ async def test_speech_after_the_pause_discards_the_early_check(
     assert interviewer.checks == 2  # the first check was overtaken by more speech
     metrics = line.of_type("turn_metrics")[0]["metrics"]
     assert metrics["semantic_wait"] is True  # the verdict on the whole answer was used
+
+
+async def test_a_failing_listener_fails_the_conversation_loudly(
+    make_line: Callable[..., Line],
+) -> None:
+    class BrokenVad(EnergyVad):
+        def probability(self, chunk: Any) -> float:
+            raise ValueError("the VAD model is corrupt")
+
+    line = make_line(vad=BrokenVad)
+    run = line._tasks[-1]
+    # not a conversation that waits for ever for an answer it can no longer hear
+    with pytest.raises(ListenerFailed):
+        await asyncio.wait_for(asyncio.shield(run), 5)

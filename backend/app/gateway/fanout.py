@@ -187,8 +187,10 @@ class Fanout:
                     await self.tick()
                 except DomainError as exc:  # store unreachable: keep pumps, retry soon
                     log.warning("apigw_fanout_tick_failed", error=exc.message)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._lease_s / 3)
+                    async with asyncio.timeout(self._lease_s / 3):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             await self._stop_all()
@@ -226,12 +228,11 @@ class Fanout:
     async def _stop(self, room: str) -> None:
         task = self._pumps.pop(room)
         task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:  # the pump died (store down...): the next tick restarts it
-            log.error("apigw_pump_failed", room=room, error=repr(exc))
+        # wait, not await: the pump's cancellation is expected, ours must not be swallowed
+        await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is not None:
+            # the pump died (store down...): the next tick restarts it
+            log.error("apigw_pump_failed", room=room, error=repr(task.exception()))
         with contextlib.suppress(DomainError):
             if await self._store.get(_lease_key(room)) == self._owner:
                 await self._store.delete(_lease_key(room))
