@@ -246,9 +246,10 @@ async def _main(args: argparse.Namespace) -> None:
     print(
         "\noverhead (measured): voice-to-voice minus the measured end-of-utterance delay, STT,"
         "\n  semantic check, LLM first token and TTS first byte: the server's own time."
-        "\noverhead (configured): the same against the configured silence window (adds the"
-        "\n  VAD's hangover). heard by the candidate: end of its speech to the first loud frame"
-        "\n  it heard (includes Opus, the network and the receiver's jitter buffer)."
+        "\noverhead (configured): the same against the configured silence window (adds when"
+        "\n  the end is noticed: 32 ms VAD chunks completing on 20 ms frames). heard by the"
+        "\n  candidate: its last voiced frame sent to the first loud frame it heard (adds Opus,"
+        "\n  the network and both receivers' jitter buffers)."
     )
 
 

@@ -36,6 +36,8 @@ from backend.app.hub.protocol import dumps
 
 log = structlog.get_logger(__name__)
 
+RESUBSCRIBE_TIMEOUT_S = 5.0  # bound on (re)subscribing after a connection is lost
+
 PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
 local epoch = redis.call('GET', KEYS[4])
@@ -228,10 +230,13 @@ class RedisBus:
         while not self._closed:
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await self._pubsub.subscribe(
-                    self._node_channel(self.node_id),
-                    *(self._room_channel(room) for room in self._followed),
-                )
+                # Bounded: once, right after a Redis restart, this hung for a minute with
+                # no error, and the listener never came back.
+                async with asyncio.timeout(RESUBSCRIBE_TIMEOUT_S):
+                    await self._pubsub.subscribe(
+                        self._node_channel(self.node_id),
+                        *(self._room_channel(room) for room in self._followed),
+                    )
                 self._set_connected(True)
                 await self._catch_up()
                 backoff = 0.1
@@ -240,7 +245,7 @@ class RedisBus:
                         await self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 if self._closed:
                     return
                 self._set_connected(False)
