@@ -61,6 +61,9 @@ class RoomFeed(Protocol):
         ...
 
 
+IN_FLIGHT_POST_S = 5.0  # how long a stopping pump waits to learn a post's outcome
+
+
 def _lease_key(room: str) -> str:
     return f"apigw:pump:{room}"
 
@@ -133,19 +136,49 @@ class RoomPump:
     async def _post_in_order(self, connection_id: str, events: list[FeedEvent]) -> None:
         delivered = None
         self._lagging.discard(connection_id)
-        for event in events:
-            try:
-                outcome = await self._sender.post(connection_id, event.text.encode())
-            except FrameTooLarge as exc:  # publish should have refused it; never wedge on it
-                log.error("apigw_event_too_large", room=self.room, seq=event.seq, error=exc.message)
-                outcome = PostOutcome.DELIVERED
-            if outcome is PostOutcome.THROTTLED:
-                self._lagging.add(connection_id)  # caught up from history later
-            if outcome is not PostOutcome.DELIVERED:
-                break
-            delivered = event.seq
-        if delivered is not None:
-            await self._registry.advance(self.room, connection_id, delivered)
+        try:
+            for event in events:
+                try:
+                    outcome = await self._post(connection_id, event)
+                except FrameTooLarge as exc:  # publish should have refused it; never wedge
+                    log.error(
+                        "apigw_event_too_large", room=self.room, seq=event.seq, error=exc.message
+                    )
+                    outcome = PostOutcome.DELIVERED
+                except _Stopped as stopped:  # cancelled: keep what did go out, then stop
+                    if stopped.outcome is PostOutcome.DELIVERED:
+                        delivered = event.seq
+                    raise asyncio.CancelledError from None
+                if outcome is PostOutcome.THROTTLED:
+                    self._lagging.add(connection_id)  # caught up from history later
+                if outcome is not PostOutcome.DELIVERED:
+                    break
+                delivered = event.seq
+        finally:
+            # Even when the pump is stopped (lease lost, process ending): the cursor must
+            # say what was posted, or the next leaseholder posts it again.
+            if delivered is not None:
+                await self._registry.advance(self.room, connection_id, delivered)
+
+    async def _post(self, connection_id: str, event: FeedEvent) -> PostOutcome:
+        """One post; if cancelled while it is in flight (a thread), learn how it ended."""
+        post = asyncio.ensure_future(self._sender.post(connection_id, event.text.encode()))
+        try:
+            return await asyncio.shield(post)
+        except asyncio.CancelledError:
+            outcome = None
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(IN_FLIGHT_POST_S):
+                    outcome = await post
+            raise _Stopped(outcome) from None
+
+
+class _Stopped(Exception):
+    """The pump was cancelled during a post; ``outcome`` is how that post ended."""
+
+    def __init__(self, outcome: PostOutcome | None) -> None:
+        super().__init__("cancelled during a post")
+        self.outcome = outcome
 
 
 class Fanout:
