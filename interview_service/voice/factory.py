@@ -87,10 +87,6 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
         def interviewer(plan: InterviewPlan) -> Interviewer:
             return ScriptedInterviewer(plan.role, plan.questions, plan.language)
 
-    def observe(stage: str, seconds: float) -> None:
-        if histogram is not None:
-            histogram.labels(stage=stage).observe(seconds)
-
     log.info(
         "voice_stack",
         vad="silero-onnx",
@@ -99,6 +95,27 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
         tts=tts.name,
         openai_base_url=settings.openai_base_url if client is not None else None,
     )
+    return assemble_stack(
+        settings, stt=stt, interviewer=interviewer, tts=tts, results=results, histogram=histogram
+    )
+
+
+def assemble_stack(
+    settings: Settings,
+    *,
+    stt: SpeechToText,
+    interviewer: Callable[[InterviewPlan], Interviewer],
+    tts: TextToSpeech,
+    results: ResultsWriter | None = None,
+    histogram: Histogram | None = None,
+) -> VoiceStack:
+    """A stack of the given providers, with Silero VAD and the turn-taking settings;
+    for ``INTERVIEW_VOICE_STACK`` builders too."""
+
+    def observe(stage: str, seconds: float) -> None:
+        if histogram is not None:
+            histogram.labels(stage=stage).observe(seconds)
+
     return VoiceStack(
         vad=SileroVad,
         stt=stt,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -111,3 +112,22 @@ class RtcClient:
             task.cancel()
         with contextlib.suppress(Exception):
             await self.pc.close()
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` every 50 ms; fail the test naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def connected_interview(
+    http: httpx.AsyncClient, body: dict[str, Any], *, relay_only: bool = True
+) -> tuple[str, RtcClient]:
+    """Start an interview and connect a silent caller to it: (session id, caller)."""
+    started = (await http.post("/api/interview/start", json=body)).json()
+    client = RtcClient(started["ice_servers"], relay_only=relay_only, speak_s=0)
+    await client.call(http, started["session_id"])
+    await asyncio.wait_for(client.connected.wait(), 15)
+    return str(started["session_id"]), client

@@ -19,8 +19,8 @@ from prometheus_client import Histogram
 from backend.app.settings import Settings
 from interview_service.media import InterviewPlan
 from interview_service.voice.conversation import VoiceStack
+from interview_service.voice.factory import assemble_stack
 from interview_service.voice.providers import Interviewer, Reply, Turn
-from interview_service.voice.turns import TurnConfig
 
 
 class EnergyVad:
@@ -133,8 +133,6 @@ def latencies(spec: str | None) -> dict[str, float]:
 
 
 def fixed_latency_stack(settings: Settings, histogram: Histogram | None = None) -> VoiceStack:
-    from interview_service.voice.local import SileroVad
-
     delay = latencies(os.environ.get("FAKE_VOICE_LATENCIES"))
     stt = FixedStt(["I have worked on video pipelines for five years."], latency_s=delay["stt"])
     tts = FixedTts(first_byte_s=delay["tts"], seconds_per_word=0.2)
@@ -142,22 +140,4 @@ def fixed_latency_stack(settings: Settings, histogram: Histogram | None = None) 
     def interviewer(plan: InterviewPlan) -> Interviewer:
         return FixedInterviewer(["Thank you. Tell me more."], first_token_s=delay["llm"])
 
-    def observe(stage: str, seconds: float) -> None:
-        if histogram is not None:
-            histogram.labels(stage=stage).observe(seconds)
-
-    return VoiceStack(
-        vad=SileroVad,
-        stt=stt,
-        interviewer=interviewer,
-        tts=tts,
-        turns=TurnConfig(
-            end_silence_s=settings.interview_end_of_turn_silence_s,
-            barge_in_s=settings.interview_barge_in_s,
-        ),
-        provider_timeout_s=settings.interview_provider_timeout_s,
-        semantic_grace_s=settings.interview_semantic_grace_s,
-        semantic_timeout_s=settings.interview_semantic_timeout_s,
-        early_stt_s=settings.interview_early_stt_s,
-        observe=observe,
-    )
+    return assemble_stack(settings, stt=stt, interviewer=interviewer, tts=tts, histogram=histogram)

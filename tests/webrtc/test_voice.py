@@ -7,8 +7,6 @@ espeak-ng. Nothing is faked on the server side.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 from backend.app.settings import Settings
 from interview_service.audio import EspeakVoice
 from tests.support.coturn import Coturn
-from tests.support.rtc_client import RtcClient
+from tests.support.rtc_client import connected_interview, until
 
 QUESTIONS = [
     "Tell me about your experience with Python.",
@@ -25,13 +23,6 @@ QUESTIONS = [
     "what is the very first thing you would change in how we build and ship them?",
 ]
 PAUSE = bytes(int(48_000 * 0.8) * 2)  # 0.8 s of silence: a thinking pause, not the end
-
-
-async def _until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -49,16 +40,10 @@ async def call(
             interview_conversation="interviewer",
         )
     )
-    started = (
-        await app.client.post(
-            "/api/interview/start",
-            json={"user_id": "cand", "role": "platform engineer", "questions": QUESTIONS},
-        )
-    ).json()
-    client = RtcClient(started["ice_servers"], relay_only=True, speak_s=0)
-    await client.call(app.client, started["session_id"])
-    await asyncio.wait_for(client.connected.wait(), 15)
-    yield app, started["session_id"], client
+    interview, client = await connected_interview(
+        app.client, {"user_id": "cand", "role": "platform engineer", "questions": QUESTIONS}
+    )
+    yield app, interview, client
     await client.close()
 
 
@@ -74,12 +59,12 @@ async def test_interviewer_waits_through_a_pause_then_replies_and_is_cut_off_by_
     )
 
     # 1. it greets first (the opening line is spoken, then logged as a transcript line)
-    await _until(lambda: client.transcript("interviewer"), 30, "the greeting")
+    await until(lambda: client.transcript("interviewer"), 30, "the greeting")
     assert "platform engineer" in client.transcript("interviewer")[0]["text"]
 
     # 2. an answer with a 0.8 s thinking pause in the middle is one turn
     client.microphone.enqueue_pcm(first + PAUSE + second)
-    await _until(lambda: client.transcript("candidate"), 30, "the candidate's line")
+    await until(lambda: client.transcript("candidate"), 30, "the candidate's line")
     answers = client.transcript("candidate")
     assert len(answers) == 1, answers  # it did not cut in at the pause
     heard = answers[0]["text"].lower()
@@ -87,18 +72,18 @@ async def test_interviewer_waits_through_a_pause_then_replies_and_is_cut_off_by_
     assert "kubernetes" in heard or "operators" in heard, heard
 
     # 3. it replies after the candidate finishes: the next question starts playing
-    await _until(
+    await until(
         lambda: any(e.get("type") == "question" and e.get("index") == 1 for e in client.events),
         30,
         "the next question",
     )
     loud_before = client.loud_frames_heard
-    await _until(lambda: client.loud_frames_heard > loud_before + 25, 30, "the reply's audio")
+    await until(lambda: client.loud_frames_heard > loud_before + 25, 30, "the reply's audio")
 
     # 4. talking over it silences it promptly and the line is marked interrupted
     client.microphone.enqueue_pcm(over)
-    await _until(lambda: "barge_in" in client.event_types(), 15, "barge-in")
-    await _until(
+    await until(lambda: "barge_in" in client.event_types(), 15, "barge-in")
+    await until(
         lambda: any(item["interrupted"] for item in client.transcript("interviewer")),
         15,
         "the interrupted line",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,18 +18,11 @@ from backend.app.settings import Settings
 from interview_service.audio import EspeakVoice
 from tests.support.coturn import Coturn
 from tests.support.fake_openai import FakeOpenAI, fake_openai
-from tests.support.rtc_client import RtcClient
+from tests.support.rtc_client import connected_interview, until
 
 QUESTIONS = ["Tell me about your experience with Python.", "Why video pipelines?"]
 ANSWER_1 = "I have built Python services for five years, mostly video rendering."
 ANSWER_2 = "Because I enjoy making slow pipelines fast."
-
-
-async def _until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -78,16 +70,10 @@ async def call(
             openai_llm_model="chat-test",
         )
     )
-    started = (
-        await app.client.post(
-            "/api/interview/start",
-            json={"user_id": "cand", "role": "platform engineer", "questions": QUESTIONS},
-        )
-    ).json()
-    client = RtcClient(started["ice_servers"], relay_only=True, speak_s=0)
-    await client.call(app.client, started["session_id"])
-    await asyncio.wait_for(client.connected.wait(), 15)
-    yield app, started["session_id"], client
+    interview, client = await connected_interview(
+        app.client, {"user_id": "cand", "role": "platform engineer", "questions": QUESTIONS}
+    )
+    yield app, interview, client
     await client.close()
 
 
@@ -99,31 +85,31 @@ async def test_an_interview_on_the_openai_path_scores_with_evidence(
     first = await voice.synthesize(ANSWER_1)
     second = await voice.synthesize(ANSWER_2)
 
-    await _until(lambda: client.transcript("interviewer"), 20, "the greeting")
+    await until(lambda: client.transcript("interviewer"), 20, "the greeting")
     assert any(e.get("type") == "interviewer" and not e["scripted"] for e in client.events)
     # the line is logged once it has played: the streamed speech was heard by then
-    await _until(lambda: client.loud_frames_heard > 25, 5, "the greeting's audio")
+    await until(lambda: client.loud_frames_heard > 25, 5, "the greeting's audio")
 
     # 1. the transcription fails once: an apology, an error event, the call goes on
     fake.transcription.fail = 500
     client.microphone.enqueue_pcm(first)
-    await _until(lambda: "error" in client.event_types(), 20, "the error event")
+    await until(lambda: "error" in client.event_types(), 20, "the error event")
     error = next(e for e in client.events if e.get("type") == "error")
     assert error["stage"] == "stt"
-    await _until(lambda: len(client.transcript("interviewer")) == 2, 20, "the apology")
+    await until(lambda: len(client.transcript("interviewer")) == 2, 20, "the apology")
     assert client.transcript("interviewer")[1]["text"].startswith("Sorry")
 
     # 2. the candidate repeats; the streamed reply asks question 2 (its marker stripped)
     fake.transcription.fail = None
     client.microphone.enqueue_pcm(first)
-    await _until(lambda: len(client.transcript("interviewer")) == 3, 30, "the reply")
+    await until(lambda: len(client.transcript("interviewer")) == 3, 30, "the reply")
     assert client.transcript("candidate")[0]["text"] == ANSWER_1
     assert client.transcript("interviewer")[2]["text"] == f"Thank you. {QUESTIONS[1]}"
     assert any(e.get("type") == "question" and e.get("index") == 1 for e in client.events)
 
     # 3. the last answer: the model ends the interview and the call completes itself
     client.microphone.enqueue_pcm(second)
-    await _until(lambda: "interview_complete" in client.event_types(), 30, "the end")
+    await until(lambda: "interview_complete" in client.event_types(), 30, "the end")
     status: dict[str, Any] = {}
     for _ in range(100):
         status = (await app.client.get(f"/api/interview/{interview}/status")).json()
