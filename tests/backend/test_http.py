@@ -95,3 +95,18 @@ async def test_unhandled_errors_and_domain_errors_are_enveloped(
     body = invalid.json()["error"]
     assert body["code"] == "validation_error"
     assert body["details"][0]["field"] == "path.n"
+
+
+async def test_openapi_and_docs_answer_at_the_root_and_under_api(
+    client: httpx.AsyncClient,
+) -> None:
+    root = await client.get("/openapi.json")
+    behind_gateway = await client.get("/api/openapi.json")
+    assert root.status_code == behind_gateway.status_code == 200
+    assert root.json() == behind_gateway.json()
+    assert "/api/sessions" in root.json()["paths"]
+    for page, document in (("/docs", "/openapi.json"), ("/api/docs", "/api/openapi.json")):
+        response = await client.get(page)
+        assert response.status_code == 200
+        # Each page loads the document from its own prefix (the /api/ one behind a gateway).
+        assert f"'{document}'" in response.text
