@@ -77,7 +77,8 @@ class Deployment:
 
     def deploy(self, stack: str, template_name: str, **parameters: str) -> dict[str, str]:
         template, matches = decode(str(AWS / template_name))
-        assert not matches and template is not None
+        assert not matches
+        assert template is not None
         subset, dropped = supported_subset(dict(template), MOTO_CANNOT.get(template_name, ()))
         cfn = self.moto.client("cloudformation")
         cfn.create_stack(
@@ -240,9 +241,7 @@ def test_every_stack_creates_every_supported_resource(deployment: Deployment) ->
     for stack, created in deployment.created.items():
         template, _ = decode(str(AWS / _template_of(stack)))
         assert template is not None
-        conditional = {
-            name for name, r in template["Resources"].items() if "Condition" in r
-        }
+        conditional = {name for name, r in template["Resources"].items() if "Condition" in r}
         expected = set(template["Resources"]) - set(deployment.dropped[stack])
         # Resources whose condition is false (EC2 capacity, a public listener) are absent
         # on AWS too; every other supported resource must exist.
@@ -285,7 +284,6 @@ def _task_definition(d: Deployment, key: str) -> dict[str, Any]:
     return dict(response["taskDefinition"])
 
 
-
 SERVICE_SECRETS = {
     "REDIS_URL", "AUTH_JWT_SECRET", "TURN_SECRET", "WEBHOOK_SECRET", "APIGW_SHARED_SECRET",
     "OPENAI_API_KEY",
@@ -322,8 +320,8 @@ def _settings_of(container: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> 
     for name, value in _env(container).items():
         monkeypatch.setenv(name, value)
     for secret in container["secrets"]:
-        value = "rediss://:token@redis.internal:6379/0" if secret["name"] == "REDIS_URL" else (
-            "s" * 48
+        value = (
+            "rediss://:token@redis.internal:6379/0" if secret["name"] == "REDIS_URL" else ("s" * 48)
         )
         monkeypatch.setenv(secret["name"], value)
     return Settings(_env_file=None)  # type: ignore[call-arg]
@@ -365,7 +363,10 @@ def test_containers_have_health_checks_and_logs(deployment: Deployment) -> None:
         g["logGroupName"]: g
         for g in logs.describe_log_groups(logGroupNamePrefix="/pipeline-backend/")["logGroups"]
     }
-    for key, name in (("ServiceTaskDefinitionArn", "service"), ("WorkerTaskDefinitionArn", "worker")):
+    for key, name in (
+        ("ServiceTaskDefinitionArn", "service"),
+        ("WorkerTaskDefinitionArn", "worker"),
+    ):
         container = _container(_task_definition(deployment, key), name)
         assert container["essential"]
         assert container["healthCheck"]["command"][0] == "CMD"

@@ -14,8 +14,8 @@ import copy
 import importlib
 import pkgutil
 import re
-from functools import cache
 from collections.abc import Collection
+from functools import cache
 from typing import Any
 
 from tests.support.moto_server import ACCOUNT, REGION

@@ -70,5 +70,5 @@ class MotoServer:
             region_name=REGION,
             endpoint_url=self.endpoint,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto accepts any
+            aws_secret_access_key="testing",
         )
