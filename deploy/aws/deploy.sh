@@ -17,7 +17,8 @@
 #   ALB_SCHEME            internal (API Gateway + VPC link) | internet-facing (needs
 #                         DOMAIN and CERTIFICATE_ARN: HTTPS straight to the ALB)
 #   DOMAIN                the public ALB's DNS name (a CNAME you point at it)
-#   TURN_DOMAIN           a DNS name for the TURN Elastic IP (default: the IP itself)
+#   TURN_DOMAIN           a DNS name for the TURN Elastic IP (default: the IP itself);
+#                         TURN_TLS=true once coturn has its certificate
 #   VPC_ID, VPC_CIDR, PUBLIC_SUBNET_IDS, PRIVATE_SUBNET_IDS   an existing VPC (with NAT);
 #                         unset: a VPC is created, NAT=true|false (default false)
 #   sizes: SERVICE_CPU/_MEMORY/_MIN/_MAX, WORKER_CPU/_MEMORY/_MIN/_MAX, REDIS_NODE_TYPE,
@@ -224,7 +225,7 @@ deploy_ecs() {
     "TurnSecretArn=$(output "$secrets" TurnSecretArn)" \
     "WebhookSecretArn=$(output "$secrets" WebhookSecretArn)" \
     "OpenAiSecretArn=$openai_arn" "BucketName=$(output "$p-bucket-$STAGE" BucketName)" \
-    "TurnServer=$turn_server" "FrontendUrl=$FRONTEND_URL" \
+    "TurnServer=$turn_server" "TurnTls=${TURN_TLS:-false}" "FrontendUrl=$FRONTEND_URL" \
     "WebSocketApiId=$ws_api_id" "ApiStage=$STAGE" \
     "ServiceCpu=${SERVICE_CPU:-1024}" "ServiceMemory=${SERVICE_MEMORY:-2048}" \
     "ServiceMinTasks=${SERVICE_MIN:-2}" "ServiceMaxTasks=${SERVICE_MAX:-6}" \

@@ -40,6 +40,10 @@ def clean_json(resource_json: Any, resources_map: Any) -> Any:
     return _clean_json(resource_json, resources_map)
 
 
+def install() -> None:
+    parsing.clean_json = clean_json  # moto's own recursion goes through this name
+
+
 if __name__ == "__main__":
-    parsing.clean_json = clean_json  # the module's own recursion goes through this name
+    install()
     main()
