@@ -14,11 +14,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.uvicorn_process import ROOT, ServiceProcess
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -145,3 +147,53 @@ def test_worker_role_is_a_command_of_the_image() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def _engine_available() -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    info = subprocess.run([docker, "info"], capture_output=True, timeout=30, check=False)
+    return info.returncode == 0
+
+
+def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.skipif(not _engine_available(), reason="no container engine: `docker info` fails")
+def test_image_builds_and_runs_both_roles() -> None:
+    tag = "pipeline-backend:deploy-test"
+    built = _docker("build", "-f", str(DOCKERFILE), "-t", tag, str(ROOT), timeout=1500)
+    assert built.returncode == 0, built.stderr[-4000:]
+    port = free_port()
+    started = _docker(
+        "run", "-d", "-p", f"127.0.0.1:{port}:8000", "-e", "AUTH_JWT_SECRET=" + "j" * 48, tag
+    )
+    assert started.returncode == 0, started.stderr
+    container = started.stdout.strip()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, _docker("logs", container).stdout
+            time.sleep(0.5)
+        assert _docker("stop", "-t", "35", container, timeout=60).returncode == 0
+        exit_code = _docker("inspect", "-f", "{{.State.ExitCode}}", container).stdout.strip()
+        assert exit_code == "0", _docker("logs", container).stdout
+    finally:
+        _docker("rm", "-f", container)
+    role = (
+        ["pipeline-backend", "worker", "--help"] if _HAS_WORKER else ["pipeline-backend", "--help"]
+    )
+    worker = _docker("run", "--rm", tag, *role)
+    assert worker.returncode == 0, worker.stderr
