@@ -53,6 +53,7 @@ UNSUPPORTED = {
     "AWS::ElastiCache::ParameterGroup",
     "AWS::ElastiCache::ReplicationGroup",
     "AWS::ElastiCache::SubnetGroup",
+    "AWS::Logs::MetricFilter",
     "AWS::S3::BucketPolicy",
     "AWS::SNS::Subscription",
     "AWS::SecretsManager::Secret",
@@ -401,7 +402,6 @@ def test_metrics_sidecar_scrapes_the_service(deployment: Deployment) -> None:
     for metric in (
         "hub_listener_reconnects_total",
         "interview_calls_finished_total",
-        "pipeline_jobs_finished_total",
         "hub_connections",
     ):
         assert f"^{metric}$" in selected
@@ -514,7 +514,11 @@ def test_service_task_role_is_least_privilege(deployment: Deployment) -> None:
         assert "*" not in resources
         assert not any(a.endswith(":*") or a == "*" for a in _actions(statement))
     by_action = {a: s for s in statements for a in _actions(s)}
-    assert by_action["s3:PutObject"]["Resource"] == f"arn:aws:s3:::{bucket}/*"
+    # Only under S3_PREFIX, which the task definition sets to the same prefix.
+    assert by_action["s3:PutObject"]["Resource"] == f"arn:aws:s3:::{bucket}/videos/*"
+    assert by_action["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": "videos/*"}}
+    service = _container(_task_definition(deployment, "ServiceTaskDefinitionArn"), "service")
+    assert _env(service)["S3_PREFIX"] == "videos/"
     manage = by_action["execute-api:ManageConnections"]["Resource"]
     assert manage.endswith(f"/{STAGE}/*/@connections/*")
 
