@@ -17,7 +17,7 @@ from backend.app.settings import Settings
 
 
 def openapi_document() -> dict[str, Any]:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     return create_app(settings).openapi()
 
 
