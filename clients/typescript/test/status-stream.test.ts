@@ -208,6 +208,30 @@ describe("StatusStream auth", () => {
     expect(sockets.length).toBe(1);
   });
 
+  it("asks a token function for a fresh token on every reconnect", async () => {
+    const { Socket, sockets } = recordingWebSocket();
+    let calls = 0;
+    const stream = new StatusStream({
+      url: service().gatewayUrl,
+      token: async () => {
+        calls += 1;
+        return userToken(`refreshing-${calls}`, "service");
+      },
+      WebSocket: Socket,
+      backoff: { initialMs: 50, maxMs: 100 },
+    });
+    streams.push(stream);
+    const session = sessionId("refresh");
+    stream.join(session);
+    await until("the first snapshot", () => stream.session(session)?.synced);
+    sockets.at(-1)!.terminate();
+    await until("the second socket", () => sockets.length === 2 && stream.state === "open");
+    expect(calls).toBe(2);
+    const token = new URL(sockets[1]!.url).searchParams.get("token")!;
+    const claims = JSON.parse(Buffer.from(token.split(".")[1]!, "base64url").toString());
+    expect(claims.sub).toBe("refreshing-2");
+  });
+
   it("iterates events with for await", async () => {
     const api = agentApi();
     const session = sessionId("iterate");

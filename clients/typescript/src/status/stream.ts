@@ -233,11 +233,18 @@ export class StatusStream extends Emitter<StatusStreamEvents> {
     let url: URL;
     try {
       url = new URL(statusSocketUrl(this.options.url));
+    } catch (error) {
+      this.fail({ code: "invalid_url", message: String(error), fatal: true });
+      return;
+    }
+    try {
       for (const [key, value] of Object.entries(await authQuery(this.options))) {
         url.searchParams.set(key, value);
       }
     } catch (error) {
-      this.fail({ code: "invalid_url", message: String(error), fatal: true });
+      // the token function failed (an auth provider briefly away): try again later
+      this.emit("error", { code: "token_unavailable", message: String(error), fatal: false });
+      this.onDrop(0, "");
       return;
     }
     if (this.stopped) return;
