@@ -3,11 +3,28 @@
  * from the repository root, waited for on /health and stopped with SIGTERM.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+
+/** uv from $UV, PATH, or where its installer puts it (~/.local/bin, not always on PATH). */
+function uvBinary(): string {
+  if (process.env.UV) return process.env.UV;
+  const local = join(homedir(), ".local", "bin", "uv");
+  const onPath = (process.env.PATH ?? "").split(":").some((dir) => dir && existsSync(join(dir, "uv")));
+  return onPath || !existsSync(local) ? "uv" : local;
+}
+
+/** The caller's environment without the service's own settings (a developer's .env shell). */
+function inheritedEnv(): NodeJS.ProcessEnv {
+  const own = /^(AUTH_|REDIS_|APIGW_|TURN_|OPENAI_|INTERVIEW_|HUB_|WS_|STT_|LLM_|TTS_|S3_|FRONTEND_URL$)/;
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !own.test(key)));
+}
 
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -32,11 +49,11 @@ export class ServiceProcess {
 
   async start(timeoutMs = 60_000): Promise<void> {
     const child = spawn(
-      "uv",
+      uvBinary(),
       ["run", "--frozen", "pipeline-backend", "serve", "--host", "127.0.0.1", "--port", String(this.port)],
       {
         cwd: REPO_ROOT,
-        env: { ...process.env, LOG_FORMAT: "json", LOG_LEVEL: "WARNING", ...this.env },
+        env: { ...inheritedEnv(), LOG_FORMAT: "json", LOG_LEVEL: "WARNING", ...this.env },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -47,8 +64,11 @@ export class ServiceProcess {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
+    let spawnError: Error | null = null;
+    child.on("error", (error) => (spawnError = error));
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      if (spawnError !== null) throw new Error(`cannot run uv (set UV=/path/to/uv): ${String(spawnError)}`);
       if (child.exitCode !== null) throw new Error(`the service exited: ${this.log()}`);
       try {
         const response = await fetch(`${this.baseUrl}/health`);
