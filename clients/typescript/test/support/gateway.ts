@@ -17,7 +17,9 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 
-const MAPPED_QUERY = ["session_id", "last_seq", "token"];
+// What the $connect route maps onto the integration request (docs/deploy-api-gateway.md),
+// plus api_key, which the service reads on CONNECT too (CONTRACT §5).
+const MAPPED_QUERY = ["session_id", "last_seq", "token", "api_key"];
 
 export interface GatewayStats {
   connects: number;
