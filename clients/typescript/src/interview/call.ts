@@ -98,6 +98,13 @@ export class InterviewCall extends Emitter<InterviewCallEvents> {
       return started;
     } catch (error) {
       this.fail(error);
+      if (this.sessionId !== null) {
+        // free the server's side now instead of when it expires (best effort)
+        const id = this.sessionId;
+        void this.api
+          .request("post", "/api/interview/{interview_id}/end", { path: { interview_id: id } })
+          .catch(() => undefined);
+      }
       throw error;
     }
   }

@@ -119,6 +119,7 @@ export class StatusStream extends Emitter<StatusStreamEvents> {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private deadTimer: ReturnType<typeof setTimeout> | null = null;
   private connectionId: string | null = null;
+  private opening = false;
 
   constructor(options: StatusStreamOptions) {
     super();
@@ -146,7 +147,7 @@ export class StatusStream extends Emitter<StatusStreamEvents> {
   }
 
   connect(): void {
-    if (this.socket !== null || this.retryTimer !== null) return;
+    if (this.socket !== null || this.retryTimer !== null || this.opening) return;
     this.stopped = false;
     void this.open();
   }
@@ -229,6 +230,15 @@ export class StatusStream extends Emitter<StatusStreamEvents> {
   }
 
   private async open(): Promise<void> {
+    this.opening = true;
+    try {
+      await this.openSocket();
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private async openSocket(): Promise<void> {
     this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
     let url: URL;
     try {
