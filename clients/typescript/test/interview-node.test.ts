@@ -23,4 +23,3 @@ it("a start that fails after the interview was created ends it on the server", a
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 });
-});
