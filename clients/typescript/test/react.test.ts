@@ -7,7 +7,7 @@ import { createElement } from "react";
 import { create } from "react-test-renderer";
 import { expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { useSessionStatus, type SessionStatus } from "../src/react/index.js";
+import { PipelineProvider, useSessionStatus, type SessionStatus } from "../src/react/index.js";
 import type { WebSocketFactory } from "../src/index.js";
 import { agentApi, publish, service, sessionId, until, userToken } from "./support/helpers.js";
 
@@ -50,4 +50,24 @@ it("useSessionStatus follows a session and lets go on unmount", async () => {
   expect(status.gap).toBe(false);
   renderer.unmount();
   await until("the socket to close", () => opened[0]!.readyState === WebSocket.CLOSED);
+});
+
+it("useSessionStatus(sessionId) takes the service and the token from a PipelineProvider", async () => {
+  const api = agentApi();
+  const session = sessionId("hook-provider");
+  await publish(api, session, "editor", 1, 0.5);
+  let latest: SessionStatus | null = null;
+  function Probe({ id }: { id: string }) {
+    latest = useSessionStatus(id);
+    return null;
+  }
+  const config = {
+    baseUrl: service().baseUrl,
+    token: userToken(),
+    WebSocket: WebSocket as unknown as WebSocketFactory,
+  };
+  const renderer = create(createElement(PipelineProvider, { config }, createElement(Probe, { id: session })));
+  await until("the replayed event", () => latest?.events.length === 1);
+  expect(latest!.agents.editor!.progress).toBe(0.5);
+  renderer.unmount();
 });

@@ -2,7 +2,16 @@
  * React hooks over StatusStream and InterviewCall (`@pipeline-backend/client/react`).
  * React is an optional peer dependency: only this entry point imports it.
  */
-import { useCallback, useEffect, useRef, useState } from "react";
+import {
+  createContext,
+  createElement,
+  useCallback,
+  useContext,
+  useEffect,
+  useRef,
+  useState,
+  type ReactNode,
+} from "react";
 import type { Credentials } from "../auth.js";
 import { InterviewCall, type CallPhase, type InterviewCallOptions } from "../interview/call.js";
 import type { InterviewEvent, InterviewResults, StartInterview, TranscriptItem } from "../interview/events.js";
@@ -15,9 +24,29 @@ import {
   type StreamError,
 } from "../status/stream.js";
 
+/** Where the service is and who the caller is, for every hook below it. */
+export interface PipelineConfig extends Credentials {
+  /** The service's origin, e.g. `http://localhost:8000`. */
+  baseUrl: string;
+  /** The status WebSocket's URL when it is not the origin's `/ws` (API Gateway's `wss://…/<stage>`). */
+  statusUrl?: string;
+  WebSocket?: StatusStreamOptions["WebSocket"];
+}
+
+const PipelineContext = createContext<PipelineConfig | null>(null);
+
+/** `<PipelineProvider config={{ baseUrl, token }}>`: the hooks then need no options. */
+export function PipelineProvider({ config, children }: { config: PipelineConfig; children?: ReactNode }) {
+  return createElement(PipelineContext.Provider, { value: config }, children);
+}
+
+export function usePipelineConfig(): PipelineConfig | null {
+  return useContext(PipelineContext);
+}
+
 export interface SessionStatusOptions extends Credentials {
-  /** The service's origin or the WebSocket URL (see StatusStreamOptions.url). */
-  url: string;
+  /** The service's origin or the WebSocket URL (see StatusStreamOptions.url); default: the provider's. */
+  url?: string;
   /** Replay the history the server holds when joining (default true). */
   replay?: boolean;
   /** Keep at most this many events in `events` (default 500). */
@@ -54,17 +83,29 @@ const EMPTY: SessionStatus = {
 /** Follows one pipeline session: its agents' latest states and its events, live. */
 export function useSessionStatus(
   sessionId: string | null | undefined,
-  options: SessionStatusOptions,
+  options: SessionStatusOptions = {},
 ): SessionStatus {
+  const config = useContext(PipelineContext);
+  const merged: SessionStatusOptions = {
+    token: config?.token,
+    apiKey: config?.apiKey,
+    WebSocket: config?.WebSocket,
+    ...options,
+    url: options.url ?? config?.statusUrl ?? config?.baseUrl,
+  };
   const [status, setStatus] = useState<SessionStatus>(EMPTY);
-  const optionsRef = useRef(options);
-  optionsRef.current = options;
-  const { url, apiKey } = options;
-  const token = typeof options.token === "string" ? options.token : null;
+  const optionsRef = useRef(merged);
+  optionsRef.current = merged;
+  const { url, apiKey } = merged;
+  const token = typeof merged.token === "string" ? merged.token : null;
 
   useEffect(() => {
     setStatus(EMPTY);
     if (!sessionId) return undefined;
+    if (!url) {
+      setStatus({ ...EMPTY, error: { code: "no_url", message: "give options.url or a PipelineProvider", fatal: true } });
+      return undefined;
+    }
     const current = optionsRef.current;
     const limit = current.maxEvents ?? 500;
     const stream = new StatusStream({
@@ -104,7 +145,7 @@ export function useSessionStatus(
   return status;
 }
 
-export interface UseInterviewOptions extends InterviewCallOptions {}
+export type UseInterviewOptions = Partial<InterviewCallOptions>;
 
 export interface InterviewState {
   phase: CallPhase;
@@ -121,9 +162,12 @@ export interface InterviewState {
 }
 
 /** Runs one interview call at a time; the call is released on unmount. */
-export function useInterview(options: UseInterviewOptions): InterviewState {
+export function useInterview(options: UseInterviewOptions = {}): InterviewState {
+  const config = useContext(PipelineContext);
   const optionsRef = useRef(options);
   optionsRef.current = options;
+  const configRef = useRef(config);
+  configRef.current = config;
   const callRef = useRef<InterviewCall | null>(null);
   const [phase, setPhase] = useState<CallPhase>("idle");
   const [sessionId, setSessionId] = useState<string | null>(null);
@@ -137,7 +181,19 @@ export function useInterview(options: UseInterviewOptions): InterviewState {
 
   const start = useCallback(async (body: StartInterview) => {
     callRef.current?.release();
-    const call = new InterviewCall(optionsRef.current);
+    const config = configRef.current;
+    const baseUrl = optionsRef.current.baseUrl ?? config?.baseUrl;
+    if (!baseUrl) {
+      setError(new Error("give options.baseUrl or a PipelineProvider"));
+      setPhase("error");
+      return;
+    }
+    const call = new InterviewCall({
+      token: config?.token,
+      apiKey: config?.apiKey,
+      ...optionsRef.current,
+      baseUrl,
+    });
     callRef.current = call;
     setTranscript([]);
     setEvents([]);
