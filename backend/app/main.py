@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.frontend_url,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-API-Key"],
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )

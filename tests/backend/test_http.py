@@ -32,6 +32,23 @@ async def test_cors_preflight_allows_a_listed_origin_with_credentials(
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
+async def test_cors_preflight_lets_a_browser_send_an_api_key(
+    start_app: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    """The TypeScript client sends X-API-Key when given a key (CONTRACT §5)."""
+    running = await start_app(make_settings(frontend_url=ALLOWED))
+    response = await running.client.options(
+        "/api/sessions/render-1/events",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "x-api-key" in response.headers["access-control-allow-headers"].lower()
+
+
 async def test_cors_preflight_refuses_an_unlisted_origin(
     start_app: Callable[[Settings], Any], make_settings: Callable[..., Settings]
 ) -> None:
