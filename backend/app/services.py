@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from backend.app.api_keys import ApiKeys
 from backend.app.auth import TokenVerifier
+from backend.app.authenticator import Authenticator
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
@@ -36,6 +38,8 @@ class Services:
     store: Store
     http: httpx.AsyncClient
     tokens: TokenVerifier
+    api_keys: ApiKeys
+    auth: Authenticator
     hub: Hub
     sessions: Sessions
     interviews: InterviewService
@@ -60,8 +64,10 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             health.register(store.name, store.ping)
         hub, sessions = await stack.enter_async_context(open_hub(settings, store, metrics, health))
         tokens = TokenVerifier(settings, http)
+        api_keys = ApiKeys(store)
+        auth = Authenticator(tokens, api_keys)
         gateway = await stack.enter_async_context(
-            open_gateway(settings, store, tokens, metrics, hub=hub)
+            open_gateway(settings, store, auth, metrics, hub=hub)
         )
         interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
         services = Services(
@@ -71,6 +77,8 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             store=store,
             http=http,
             tokens=tokens,
+            api_keys=api_keys,
+            auth=auth,
             hub=hub,
             sessions=sessions,
             interviews=interviews,

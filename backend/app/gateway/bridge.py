@@ -21,7 +21,8 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.auth import Principal, TokenVerifier
+from backend.app.auth import Principal
+from backend.app.authenticator import Authenticator
 from backend.app.errors import Forbidden, InvalidInput, NotFound
 from backend.app.gateway.apigw_sender import ApiGatewaySender
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
@@ -120,7 +121,7 @@ class GatewayBridge:
         secret: SharedSecret,
         registry: ConnectionRegistry,
         sender: ApiGatewaySender,
-        tokens: TokenVerifier,
+        auth: Authenticator,
         access: RoomAccess,
         frames: FrameHandler,
         on_join: Callable[[], None] | None = None,
@@ -128,7 +129,7 @@ class GatewayBridge:
         self.secret = secret
         self.registry = registry
         self._sender = sender
-        self._tokens = tokens
+        self._auth = auth
         self._access = access
         self._frames = frames
         self._on_join = on_join
@@ -141,7 +142,9 @@ class GatewayBridge:
                 "session_id must be 1-128 of [A-Za-z0-9._:-]", code="invalid_session"
             )
         last_seq = _last_seq(query.get("last_seq"))
-        principal = await self._tokens.verify(query.get("token") or None)
+        principal = await self._auth.authenticate(
+            token=query.get("token") or None, api_key=query.get("api_key") or None
+        )
         if session_id is not None:
             await self._access.check(principal, session_id)
         record = GatewayConnection(

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import structlog
 from prometheus_client import Counter
 
-from backend.app.auth import TokenVerifier
+from backend.app.authenticator import Authenticator
 from backend.app.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
 from backend.app.gateway.bridge import GatewayBridge, SharedSecret
 from backend.app.gateway.fanout import Fanout, RoomFeed
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 async def open_gateway(
     settings: Settings,
     store: Store,
-    tokens: TokenVerifier,
+    auth: Authenticator,
     metrics: Metrics | None = None,
     *,
     hub: Hub,
@@ -66,7 +66,7 @@ async def open_gateway(
         secret=SharedSecret(settings.apigw_shared_secret.get_secret_value()),
         registry=registry,
         sender=sender,
-        tokens=tokens,
+        auth=auth,
         access=hub.access,
         frames=HubFrames(hub),
         on_join=fanout.wake,
