@@ -31,7 +31,8 @@ async def store(
 
 
 def _iso(value: str | None) -> datetime:
-    assert value is not None and value.endswith("Z"), value
+    assert value is not None
+    assert value.endswith("Z"), value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
@@ -42,7 +43,8 @@ async def test_a_key_is_shown_once_and_kept_only_as_its_hash(store: Store) -> No
     assert record.hash == digest_of(key)
     # Nothing in the store holds the key itself.
     stored = await store.get(f"apikey:{record.id}")
-    assert stored is not None and key.encode() not in stored
+    assert stored is not None
+    assert key.encode() not in stored
     principal = await keys.verify(key)
     assert (principal.sub, principal.role) == ("renderer", Role.AGENT)
 
@@ -60,7 +62,8 @@ async def test_list_shows_name_role_and_iso_times_never_the_key(store: Store) ->
     renderer = listed["renderer"]
     assert (renderer.id, renderer.role, renderer.revoked_at) == (agent.id, "agent", None)
     assert _iso(renderer.last_used_at) >= _iso(renderer.created_at)
-    assert key not in repr(listed) and agent.hash not in repr(listed)
+    assert key not in repr(listed)
+    assert agent.hash not in repr(listed)
 
 
 async def test_a_revoked_key_stops_working(store: Store) -> None:

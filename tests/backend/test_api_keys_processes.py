@@ -70,7 +70,8 @@ def test_create_list_revoke_across_two_processes(
     listed = _cli(redis_url, redis_prefix, "list", "--json")
     (row,) = json.loads(listed.stdout)
     assert (row["id"], row["name"], row["role"]) == (key_id, "renderer", "agent")
-    assert row["last_used_at"].endswith("Z") and row["revoked_at"] is None
+    assert row["last_used_at"].endswith("Z")
+    assert row["revoked_at"] is None
     assert key not in listed.stdout
 
     revoked = _cli(redis_url, redis_prefix, "revoke", key_id)
