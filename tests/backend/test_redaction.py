@@ -27,7 +27,7 @@ KEY = "pbk_" + "Zk3_-9" * 7
         "username=1700000000:alice&credential=q1w2e3r4t5y6u7i8o9p0AbCdEfG=",
         f"a bare token {JWT} in a message",
         f"a bare key {KEY} in a message",
-        f"json escaped {{\\\"authorization\\\": \\\"Bearer {JWT}\\\"}}",
+        f'json escaped {{\\"authorization\\": \\"Bearer {JWT}\\"}}',
         "turn_secret=hunter2hunter2 and password=pw123",
     ],
 )
