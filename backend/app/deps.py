@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,7 +10,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection
 
 from backend.app.auth import Principal
+from backend.app.client_ip import client_ip, trusted_proxies
 from backend.app.errors import Forbidden
+from backend.app.rate_limits import LimitName
 from backend.app.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: HS256 or from the JWKS")
@@ -66,6 +69,26 @@ async def websocket_principal(connection: HTTPConnection, services: ServicesDep)
         scheme, _, value = header.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
     return await services.auth.authenticate(token=token, api_key=api_key)
+
+
+def caller_ip(connection: HTTPConnection, services: Services) -> str | None:
+    """The client's address (X-Forwarded-For counts only from TRUSTED_PROXIES)."""
+    peer = connection.client.host if connection.client else None
+    trusted = trusted_proxies(services.settings.trusted_proxies)
+    return client_ip(peer, connection.headers.get("x-forwarded-for"), trusted)
+
+
+def rate_limit(name: LimitName) -> Callable[..., Awaitable[None]]:
+    """A route dependency: counts the request against ``name``'s limits, or 429."""
+
+    async def check(
+        request: Request,
+        services: ServicesDep,
+        principal: Annotated[Principal, Depends(get_principal)],
+    ) -> None:
+        await services.limiter.check(name, principal=principal, ip=caller_ip(request, services))
+
+    return check
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

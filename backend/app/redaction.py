@@ -58,7 +58,7 @@ _API_KEY = re.compile(r"pbk_[A-Za-z0-9_-]{16,}")
 # key=value in query strings and log text: token=..., api_key=..., credential=...
 _PARAM = re.compile(
     r"(?i)\b([\w-]*?(?:token|api_?key|credential|password|secret|signature))"
-    r"=([^&\s\"',;}]+)"
+    r"=([^&\s\\\"',;}]+)"
 )
 # Header-like pairs in any quoting: Authorization: Bearer x, 'x-api-key': 'x', b'...'
 _HEADER = re.compile(

@@ -23,6 +23,7 @@ from backend.app.hub.component import open_hub
 from backend.app.hub.hub import Hub
 from backend.app.hub.sessions import Sessions
 from backend.app.metrics import Metrics
+from backend.app.rate_limits import RateLimiter, open_rate_limiter
 from backend.app.settings import Settings
 from backend.app.storage import Store, open_store
 from interview_service.service import InterviewService, open_interviews
@@ -40,6 +41,7 @@ class Services:
     tokens: TokenVerifier
     api_keys: ApiKeys
     auth: Authenticator
+    limiter: RateLimiter
     hub: Hub
     sessions: Sessions
     interviews: InterviewService
@@ -66,8 +68,9 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
         tokens = TokenVerifier(settings, http)
         api_keys = ApiKeys(store)
         auth = Authenticator(tokens, api_keys)
+        limiter = await stack.enter_async_context(open_rate_limiter(settings, store, metrics))
         gateway = await stack.enter_async_context(
-            open_gateway(settings, store, auth, metrics, hub=hub)
+            open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
         interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
         services = Services(
@@ -79,6 +82,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             tokens=tokens,
             api_keys=api_keys,
             auth=auth,
+            limiter=limiter,
             hub=hub,
             sessions=sessions,
             interviews=interviews,

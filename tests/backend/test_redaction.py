@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -36,6 +37,12 @@ def test_secrets_are_masked_wherever_they_appear(line: str) -> None:
     assert MASK in masked
     for secret in (JWT, KEY, "s" * 40, "q1w2e3r4t5y6u7i8o9p0AbCdEfG=", "hunter2hunter2", "pw123"):
         assert secret not in masked, masked
+
+
+def test_masking_a_json_line_keeps_it_json() -> None:
+    line = json.dumps({"event": f'1.2.3.4 - "WebSocket /ws?token={JWT}" [accepted]'})
+    masked = redact_text(redact_text(line))
+    assert json.loads(masked)["event"] == f'1.2.3.4 - "WebSocket /ws?token={MASK}" [accepted]'
 
 
 def test_ordinary_text_is_left_alone() -> None:

@@ -24,6 +24,7 @@ from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import ConnectionRegistry
 from backend.app.hub.hub import Hub
 from backend.app.metrics import Metrics
+from backend.app.rate_limits import RateLimiter
 from backend.app.settings import Settings
 from backend.app.storage import Store
 
@@ -39,6 +40,7 @@ async def open_gateway(
     *,
     hub: Hub,
     feed: RoomFeed | None = None,
+    limiter: RateLimiter | None = None,
 ) -> AsyncIterator[GatewayBridge | None]:
     """The bridge over the status hub: its protocol core answers frames, its bus feeds the
     fan-out (``feed`` overrides that for tests), its sessions decide who follows what."""
@@ -70,6 +72,7 @@ async def open_gateway(
         access=hub.access,
         frames=HubFrames(hub),
         on_join=fanout.wake,
+        limiter=limiter,
     )
     tasks = [
         asyncio.create_task(
