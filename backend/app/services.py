@@ -6,6 +6,7 @@ global, so every app built (tests build many) has its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ class Services:
 @contextlib.asynccontextmanager
 async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     """Open every shared client; close each of them, in reverse order, on the way out."""
+    metrics.watch_loop(asyncio.get_running_loop())
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
