@@ -122,6 +122,7 @@ class Soak:
 
     # -- traffic -----------------------------------------------------------------------
     async def publisher(self, http: httpx.AsyncClient, rate: float) -> None:
+        started, sent = time.monotonic(), 0
         while not self.stop.is_set():
             session = random.choice(self.sessions)
             body = {"agent": random.choice(["script_writer", "narrator", "editor"]),
@@ -137,7 +138,8 @@ class Soak:
                     self.counts.error(f"publish_{response.status_code}")
             except httpx.HTTPError as exc:
                 self.counts.error(type(exc).__name__)
-            await asyncio.sleep(1 / rate)
+            sent += 1  # paced by the schedule, not by each request's latency
+            await asyncio.sleep(max(0.0, started + sent / rate - time.monotonic()))
 
     async def subscriber(self) -> None:
         """A long-lived client: the traffic it sees must stay in order without gaps."""
