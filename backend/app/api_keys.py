@@ -25,9 +25,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+
 from backend.app.auth import Principal, Role
 from backend.app.errors import InvalidInput, NotFound, Unauthorized
-from backend.app.storage import Store
+from backend.app.storage import Store, StoreUnavailable
+
+log = structlog.get_logger(__name__)
 
 KEY_PREFIX = "pbk_"
 CACHE_TTL_S = 2.0  # revocation reaches every process within this (the contract says 5 s)
@@ -194,4 +198,7 @@ class ApiKeys:
         if last is not None and now - last < LAST_USED_EVERY_S:
             return
         self._used_written[key_id] = now
-        await self._store.put(_used_key(key_id), now_iso().encode())
+        try:
+            await self._store.put(_used_key(key_id), now_iso().encode())
+        except StoreUnavailable:  # best effort: a valid key still works from the cache
+            log.warning("api_key_last_used_not_saved", key_id=key_id)
