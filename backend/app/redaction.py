@@ -10,7 +10,8 @@ Two entry points, one rule set:
 
 Masked: ``token=``/``api_key=``/``credential=``... query values, ``Authorization``,
 ``X-API-Key`` and ``X-Gateway-Secret`` header values, JWTs (three base64url parts whose
-header starts ``eyJ``) and this service's API keys (``pbk_...``) wherever they appear.
+header starts ``eyJ``), this service's API keys (``pbk_...``) and passwords in URLs
+(``redis://:secret@host``) wherever they appear.
 Pure functions, no I/O.
 """
 
@@ -69,6 +70,10 @@ _HEADER = re.compile(
 )
 
 
+# A password in a URL: redis://:secret@host, https://user:secret@host
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/\s@\"']*:)([^@\s/\"']+)@", re.I)
+
+
 def redact_text(text: str) -> str:
     """Every secret-looking part of ``text`` replaced by ``[REDACTED]``."""
     if not text:
@@ -76,6 +81,7 @@ def redact_text(text: str) -> str:
     text = _JWT.sub(MASK, text)
     text = _API_KEY.sub(MASK, text)
     text = _PARAM.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     return _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{MASK}", text)
 
 

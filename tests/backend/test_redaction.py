@@ -30,6 +30,7 @@ KEY = "pbk_" + "Zk3_-9" * 7
         f"a bare key {KEY} in a message",
         f'json escaped {{\\"authorization\\": \\"Bearer {JWT}\\"}}',
         "turn_secret=hunter2hunter2 and password=pw123",
+        "redis is unreachable: rediss://default:hunter2hunter2@cache.internal:6380/0",
     ],
 )
 def test_secrets_are_masked_wherever_they_appear(line: str) -> None:
