@@ -62,9 +62,9 @@ async def fleet(
             hub, owners = await stack.enter_async_context(
                 open_hub(settings, store, metrics, HealthChecks())
             )
-            tokens = Authenticator(TokenVerifier(settings, http), ApiKeys(store))
+            auth = Authenticator(TokenVerifier(settings, http), ApiKeys(store))
             bridge = await stack.enter_async_context(
-                open_gateway(settings, store, tokens, metrics, hub=hub)
+                open_gateway(settings, store, auth, metrics, hub=hub)
             )
             assert bridge is not None
             bridges.append(bridge)
