@@ -42,7 +42,6 @@ log = structlog.get_logger(__name__)
 
 STORAGE_TIMEOUT_S = 1.0
 SKIP_AFTER_FAILURE_S = 5.0
-STRIKE_WINDOW = "1/minute"  # the period over which refused frames are counted
 
 
 class LimitName(StrEnum):
