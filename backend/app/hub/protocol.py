@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from backend.app.errors import InvalidInput
 from backend.app.hub.events import SESSION_ID
+from backend.app.hub.seq import seq_from_json
 
 MAX_REQUEST_ID_CHARS = 128
+# Deepest nesting of arrays and objects a frame may have; deeper is bad input (an
+# error reply), never a RecursionError in a connection's task.
+MAX_DEPTH = 32
+MAX_EPOCH_CHARS = 64
 
 
 class Action(StrEnum):
@@ -63,6 +69,10 @@ def parse_frame(text: str | bytes) -> Frame:
         body = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    except RecursionError:  # nested past what the decoder can follow
+        raise ProtocolError("too_deep", f"frames nest at most {MAX_DEPTH} levels") from None
+    if not within_depth(body, MAX_DEPTH):
+        raise ProtocolError("too_deep", f"frames nest at most {MAX_DEPTH} levels")
     if not isinstance(body, dict):
         raise ProtocolError("invalid_frame", "a frame is a JSON object with an action")
     request_id = _request_id(body.get("request_id"))
@@ -78,6 +88,23 @@ def parse_frame(text: str | bytes) -> Frame:
     except ProtocolError as exc:
         exc.request_id = request_id
         raise
+
+
+def within_depth(value: Any, limit: int) -> bool:
+    """True when no array or object in ``value`` is nested more than ``limit`` deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _fields(action: Action, body: dict[str, Any], request_id: Any) -> Frame:
@@ -129,16 +156,17 @@ def _last_seq(body: dict[str, Any], required: bool) -> int | None:
         if required:
             raise ProtocolError("missing_field", "last_seq is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProtocolError("invalid_last_seq", "last_seq is a non-negative integer")
-    return value
+    try:
+        return seq_from_json(value)
+    except InvalidInput as exc:
+        raise ProtocolError(exc.code, exc.message) from None
 
 
 def _epoch(body: dict[str, Any]) -> str | None:
     value = body.get("epoch")
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > MAX_EPOCH_CHARS:
         raise ProtocolError("invalid_epoch", "epoch is the string a snapshot gave")
     return value
 

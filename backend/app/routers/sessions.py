@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
 from backend.app.errors import NotFound
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
+from backend.app.hub.seq import MAX_SEQ
 from backend.app.hub.views import session_view
 
 router = APIRouter(prefix="/api", tags=["sessions"])
@@ -59,7 +60,7 @@ async def list_events(
     session_id: str,
     principal: PrincipalDep,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     await services.sessions.readable(principal, valid_session_id(session_id))
