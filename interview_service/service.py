@@ -18,7 +18,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
+from backend.app.errors import Conflict, Forbidden, PayloadTooLarge, Unavailable
 from backend.app.metrics import Metrics
 from backend.app.settings import Settings
 from backend.app.storage import Store
@@ -27,6 +27,7 @@ from interview_service.greeter import Greeter
 from interview_service.media import Conversation, ConversationFactory, InterviewPlan
 from interview_service.peer import PeerOptions, parse_candidate
 from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
+from interview_service.sdp_shape import check_sdp
 from interview_service.turn import TurnConfig, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation, VoiceStack
 from interview_service.voice.factory import build_stack, turn_histogram
@@ -291,17 +292,16 @@ class InterviewService:
             )
         return call
 
-    def check_sdp(self, sdp: str) -> None:
+    def check_size(self, sdp: str) -> None:
         if len(sdp.encode()) > self.settings.interview_sdp_max_bytes:
             raise PayloadTooLarge(
                 f"SDP over {self.settings.interview_sdp_max_bytes} bytes", code="sdp_too_large"
             )
-        if not sdp.startswith("v=0"):
-            raise InvalidInput("SDP must start with v=0", code="invalid_sdp")
 
     async def offer(self, principal: Principal, interview_id: str, sdp: str) -> str:
-        self.check_sdp(sdp)
+        self.check_size(sdp)
         call = await self.live_call(principal, interview_id)
+        check_sdp(sdp, "offer")  # its shape, before the call's peer is replaced
         return await call.accept_offer(sdp)
 
     async def restart(self, principal: Principal, interview_id: str) -> str:
@@ -309,9 +309,9 @@ class InterviewService:
         return await call.make_offer()
 
     async def answer(self, principal: Principal, interview_id: str, sdp: str) -> None:
-        self.check_sdp(sdp)
+        self.check_size(sdp)
         call = await self.live_call(principal, interview_id)
-        await call.accept_answer(sdp)
+        await call.accept_answer(sdp)  # its shape is checked once an offer is known pending
 
     async def candidates(
         self, principal: Principal, interview_id: str, raw: list[Mapping[str, Any]]
