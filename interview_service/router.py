@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.app.deps import PrincipalDep, ServicesDep
 from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
@@ -33,13 +33,22 @@ InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    user_id: str = Field(min_length=1, max_length=128)
+    # The TURN username is "<expiry>:<user_id>": no ':' and no control characters. With
+    # auth on it is the caller's own id (absent: it defaults to it).
+    user_id: str | None = Field(default=None, min_length=1, max_length=128)
     role: str | None = Field(default=None, max_length=200)
     questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list, max_length=50
     )
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
-    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600)
+    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
+
+    @field_validator("user_id")
+    @classmethod
+    def _printable_without_colon(cls, value: str | None) -> str | None:
+        if value is not None and (":" in value or not value.isprintable()):
+            raise ValueError("user_id has no ':' and no control characters")
+        return value
 
 
 class SessionDescription(BaseModel):
@@ -52,14 +61,14 @@ class Candidate(BaseModel):
 
     candidate: str | None = None
     sdpMid: str | None = None
-    sdpMLineIndex: int | None = Field(default=None, ge=0)
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=63, strict=True)
     usernameFragment: str | None = None
 
 
 class TranscriptBody(BaseModel):
     role: Literal["candidate", "interviewer"]
     text: str = Field(min_length=1, max_length=10_000)
-    ts: float | None = None
+    ts: float | None = Field(default=None, strict=True)
 
 
 @router.get("/health")

@@ -18,7 +18,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, PayloadTooLarge, Unavailable
+from backend.app.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
 from backend.app.metrics import Metrics
 from backend.app.settings import Settings
 from backend.app.storage import Store
@@ -110,7 +110,7 @@ class InterviewService:
         )
         record = InterviewRecord(
             id=uuid.uuid4().hex,
-            user_id=str(body["user_id"]),
+            user_id=_user_id(principal, body.get("user_id")),
             owner=principal.sub,
             role=body.get("role"),
             questions=list(body.get("questions") or []),
@@ -372,6 +372,17 @@ class InterviewService:
             relay_only=self.settings.interview_relay_only,
             gather_timeout_s=self.settings.interview_ice_gather_timeout_s,
         )
+
+
+def _user_id(principal: Principal, asked: object) -> str:
+    """Whom the interview (and its TURN username) is for: with auth on, the caller."""
+    if principal.anonymous:  # no auth configured: the client says who the candidate is
+        if not isinstance(asked, str) or not asked:
+            raise InvalidInput("user_id is required when auth is off", code="missing_user_id")
+        return asked
+    if asked not in (None, principal.sub):
+        raise Forbidden("user_id must be your own id (or left out)", code="user_id_mismatch")
+    return principal.sub
 
 
 def _stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:

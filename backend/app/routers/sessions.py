@@ -6,15 +6,23 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
 from backend.app.errors import NotFound
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
+from backend.app.hub.protocol import MAX_DEPTH, within_depth
 from backend.app.hub.seq import MAX_SEQ
 from backend.app.hub.views import session_view
 
 router = APIRouter(prefix="/api", tags=["sessions"])
+
+
+def _shallow(value: Any) -> Any:
+    """JSON nested past MAX_DEPTH is bad input (deeper, it would exhaust the encoders' stack)."""
+    if not within_depth(value, MAX_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 class NewSession(BaseModel):
@@ -23,15 +31,20 @@ class NewSession(BaseModel):
     prompt: str = Field(min_length=1, max_length=20_000)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
 
+    @model_validator(mode="after")
+    def _options_are_shallow(self) -> NewSession:
+        _shallow(self.model_extra or {})
+        return self
+
 
 class NewEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     status: Status
-    progress: float | None = Field(default=None, ge=0.0, le=1.0)
+    progress: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     message: str | None = Field(default=None, max_length=4000)
-    data: dict[str, Any] | None = None
+    data: Annotated[dict[str, Any] | None, AfterValidator(_shallow)] = None
 
 
 @router.post("/sessions", status_code=201)

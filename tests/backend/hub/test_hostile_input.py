@@ -133,3 +133,25 @@ async def test_a_store_outage_mid_replay_closes_with_1013_and_no_backend_text(
         body = response.json()["error"]
         assert "Connect" not in body["message"]
         assert "refused" not in body["message"]
+
+
+async def test_rest_bodies_nested_too_deep_are_4xx_not_500(http: httpx.AsyncClient) -> None:
+    deep = "[" * 900 + "]" * 900
+    for path, body in [
+        ("/api/sessions", '{"prompt": "p", "style": ' + deep + "}"),
+        (
+            "/api/sessions/d-1/events",
+            '{"agent": "a", "status": "info", "data": {"x": ' + deep + "}}",
+        ),
+    ]:
+        headers = {"content-type": "application/json"}
+        response = await http.post(path, content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_progress_is_a_number_not_a_bool(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/api/sessions/b-1/events", json={"agent": "a", "status": "running", "progress": True}
+    )
+    assert response.status_code == 422
