@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.app.deps import PrincipalDep, ServicesDep
 from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
+from backend.app.http_errors import error_responses
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -24,8 +25,14 @@ async def _bounded_body(request: Request) -> None:
 
 
 router = APIRouter(
-    prefix="/api/interview", tags=["interview"], dependencies=[Depends(_bounded_body)]
+    prefix="/api/interview",
+    tags=["interview"],
+    dependencies=[Depends(_bounded_body)],
+    responses=error_responses(413),
 )
+# The error statuses each kind of route can answer (CONTRACT §3), for the OpenAPI document.
+_READ = error_responses(401, 403, 404, 503)
+_SIGNALING = error_responses(400, 401, 403, 404, 409, 502, 503)
 
 InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -81,26 +88,26 @@ async def interview_health(services: ServicesDep) -> dict[str, str]:
     }
 
 
-@router.post("/start", status_code=201)
+@router.post("/start", status_code=201, responses=error_responses(400, 401, 403, 503))
 async def start(body: StartBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     return await services.interviews.start(principal, body.model_dump())
 
 
-@router.get("/{interview_id}/status")
+@router.get("/{interview_id}/status", responses=_READ)
 async def status(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.status(principal, interview_id)
 
 
-@router.get("/{interview_id}/ice-servers")
+@router.get("/{interview_id}/ice-servers", responses=_READ)
 async def ice_servers(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.ice_server_list(principal, interview_id)
 
 
-@router.post("/{interview_id}/rtc/offer")
+@router.post("/{interview_id}/rtc/offer", responses=_SIGNALING)
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -114,7 +121,7 @@ async def rtc_offer(
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/{interview_id}/rtc/restart")
+@router.post("/{interview_id}/rtc/restart", responses=_SIGNALING)
 async def rtc_restart(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, str]:
@@ -123,7 +130,7 @@ async def rtc_restart(
     return {"sdp": sdp, "type": "offer"}
 
 
-@router.post("/{interview_id}/rtc/answer", status_code=204)
+@router.post("/{interview_id}/rtc/answer", status_code=204, responses=_SIGNALING)
 async def rtc_answer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -136,7 +143,7 @@ async def rtc_answer(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/rtc/ice-candidate", status_code=204)
+@router.post("/{interview_id}/rtc/ice-candidate", status_code=204, responses=_SIGNALING)
 async def rtc_candidate(
     interview_id: InterviewId,
     services: ServicesDep,
@@ -153,7 +160,7 @@ async def rtc_candidate(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/transcript", status_code=201)
+@router.post("/{interview_id}/transcript", status_code=201, responses=_READ)
 async def transcript(
     interview_id: InterviewId,
     body: TranscriptBody,
@@ -165,14 +172,14 @@ async def transcript(
     )
 
 
-@router.get("/{interview_id}/results")
+@router.get("/{interview_id}/results", responses=_READ)
 async def results(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.results(principal, interview_id)
 
 
-@router.post("/{interview_id}/end")
+@router.post("/{interview_id}/end", responses=_READ)
 async def end(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -10,12 +10,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
 from backend.app.errors import NotFound
+from backend.app.http_errors import error_responses
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
 from backend.app.hub.protocol import MAX_DEPTH, within_depth
 from backend.app.hub.seq import MAX_SEQ
 from backend.app.hub.views import session_view
 
-router = APIRouter(prefix="/api", tags=["sessions"])
+router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(401, 503))
+_ONE_SESSION = error_responses(400, 403, 404)
 
 
 def _shallow(value: Any) -> Any:
@@ -47,7 +49,7 @@ class NewEvent(BaseModel):
     data: Annotated[dict[str, Any] | None, AfterValidator(_shallow)] = None
 
 
-@router.post("/sessions", status_code=201)
+@router.post("/sessions", status_code=201, responses=error_responses(409))
 async def create_session(
     body: NewSession, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -56,8 +58,8 @@ async def create_session(
     return await session_view(services.hub.bus, record.session_id, record)
 
 
-@router.get("/sessions/{session_id}")
-@router.get("/get-video-session/{session_id}")
+@router.get("/sessions/{session_id}", responses=_ONE_SESSION)
+@router.get("/get-video-session/{session_id}", responses=_ONE_SESSION)
 async def get_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -68,7 +70,7 @@ async def get_session(
     return view
 
 
-@router.get("/sessions/{session_id}/events")
+@router.get("/sessions/{session_id}/events", responses=_ONE_SESSION)
 async def list_events(
     session_id: str,
     principal: PrincipalDep,
@@ -86,7 +88,9 @@ async def list_events(
     }
 
 
-@router.post("/sessions/{session_id}/events", status_code=202)
+@router.post(
+    "/sessions/{session_id}/events", status_code=202, responses=error_responses(400, 403, 413)
+)
 async def publish_event(
     session_id: str, body: NewEvent, _: PrivilegedDep, services: ServicesDep
 ) -> dict[str, int]:
@@ -95,7 +99,7 @@ async def publish_event(
     return {"seq": event.seq}
 
 
-@router.post("/sessions/{session_id}/cancel")
+@router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION)
 async def cancel_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
