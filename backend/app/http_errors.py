@@ -167,9 +167,12 @@ def _document_the_envelope(app: FastAPI) -> None:
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
-                for status in ("422", "500"):
-                    if status == "422" and status not in responses:
-                        continue
+                documented = {"500"}
+                if "422" in responses:  # FastAPI found parameters or a body to validate
+                    documented.add("422")
+                if "requestBody" in operation and "400" not in responses:
+                    documented.add("400")  # a body that is not JSON at all
+                for status in documented:
                     responses[status] = {
                         "description": _MEANING[int(status)],
                         "content": envelope_ref,
