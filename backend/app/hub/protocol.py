@@ -13,12 +13,10 @@ from typing import Any
 
 from backend.app.errors import InvalidInput
 from backend.app.hub.events import SESSION_ID
+from backend.app.hub.json_shape import MAX_DEPTH, json_problem
 from backend.app.hub.seq import seq_from_json
 
 MAX_REQUEST_ID_CHARS = 128
-# Deepest nesting of arrays and objects a frame may have; deeper is bad input (an
-# error reply), never a RecursionError in a connection's task.
-MAX_DEPTH = 32
 MAX_EPOCH_CHARS = 64
 
 
@@ -71,11 +69,13 @@ def parse_frame(text: str | bytes) -> Frame:
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
     except RecursionError:  # nested past what the decoder can follow
         raise ProtocolError("too_deep", f"frames nest at most {MAX_DEPTH} levels") from None
-    if not within_depth(body, MAX_DEPTH):
-        raise ProtocolError("too_deep", f"frames nest at most {MAX_DEPTH} levels")
+    request_id = _request_id(body.get("request_id")) if isinstance(body, dict) else None
+    problem = json_problem(body, MAX_DEPTH)
+    if problem is not None:
+        code = "too_deep" if problem.startswith("nested") else "invalid_json"
+        raise ProtocolError(code, f"the frame is not plain JSON: {problem}", request_id)
     if not isinstance(body, dict):
         raise ProtocolError("invalid_frame", "a frame is a JSON object with an action")
-    request_id = _request_id(body.get("request_id"))
     raw_action = body.get("action")
     if raw_action is None:
         raise ProtocolError("missing_action", "the frame has no action", request_id)
@@ -88,23 +88,6 @@ def parse_frame(text: str | bytes) -> Frame:
     except ProtocolError as exc:
         exc.request_id = request_id
         raise
-
-
-def within_depth(value: Any, limit: int) -> bool:
-    """True when no array or object in ``value`` is nested more than ``limit`` deep."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return False
-        stack.extend((child, depth + 1) for child in children)
-    return True
 
 
 def _fields(action: Action, body: dict[str, Any], request_id: Any) -> Frame:
@@ -136,7 +119,7 @@ def _fields(action: Action, body: dict[str, Any], request_id: Any) -> Frame:
 def _request_id(value: Any) -> Any:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS:
+    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS and not json_problem(value):
         return value
     return None  # unusable ids are dropped rather than echoed
 

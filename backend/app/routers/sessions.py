@@ -12,7 +12,7 @@ from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
 from backend.app.errors import NotFound
 from backend.app.http_errors import error_responses
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
-from backend.app.hub.protocol import MAX_DEPTH, within_depth
+from backend.app.hub.json_shape import json_problem
 from backend.app.hub.seq import MAX_SEQ
 from backend.app.hub.views import session_view
 
@@ -20,10 +20,11 @@ router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(4
 _ONE_SESSION = error_responses(400, 403, 404)
 
 
-def _shallow(value: Any) -> Any:
-    """JSON nested past MAX_DEPTH is bad input (deeper, it would exhaust the encoders' stack)."""
-    if not within_depth(value, MAX_DEPTH):
-        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+def _plain(value: Any) -> Any:
+    """Only JSON every subscriber can read back is stored and relayed (see json_shape)."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -34,8 +35,8 @@ class NewSession(BaseModel):
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
 
     @model_validator(mode="after")
-    def _options_are_shallow(self) -> NewSession:
-        _shallow(self.model_extra or {})
+    def _options_are_plain(self) -> NewSession:
+        _plain(self.model_extra or {})
         return self
 
 
@@ -46,7 +47,7 @@ class NewEvent(BaseModel):
     status: Status
     progress: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     message: str | None = Field(default=None, max_length=4000)
-    data: Annotated[dict[str, Any] | None, AfterValidator(_shallow)] = None
+    data: Annotated[dict[str, Any] | None, AfterValidator(_plain)] = None
 
 
 @router.post("/sessions", status_code=201, responses=error_responses(409))

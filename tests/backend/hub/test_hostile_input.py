@@ -155,3 +155,26 @@ async def test_progress_is_a_number_not_a_bool(http: httpx.AsyncClient) -> None:
         "/api/sessions/b-1/events", json={"agent": "a", "status": "running", "progress": True}
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("message", ["NaN", '"\\ud800"', '{"k": [Infinity]}'])
+async def test_a_broadcast_others_cannot_read_is_refused_and_they_stay_connected(
+    server: LiveServer, http: httpx.AsyncClient, message: str
+) -> None:
+    other = await _joined(server, "room-u")
+    sender = await _joined(server, "room-u")
+    await sender.send('{"action": "broadcast", "message": ' + message + ', "request_id": "b"}')
+    reply = await sender.recv()
+    assert (reply["type"], reply["code"], reply["request_id"]) == ("error", "invalid_json", "b")
+    await _still_live(other, http, "room-u")
+    await sender.close()
+    await other.close()
+
+
+@pytest.mark.parametrize("data", ['{"x": NaN}', '{"x": [Infinity]}', '{"\\ud800": 1}'])
+async def test_event_data_others_cannot_read_is_refused(http: httpx.AsyncClient, data: str) -> None:
+    body = '{"agent": "a", "status": "info", "data": ' + data + "}"
+    response = await http.post(
+        "/api/sessions/nan-1/events", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.app.errors import InvalidInput
+from backend.app.hub.json_shape import json_problem
 from backend.app.hub.protocol import MAX_DEPTH, ProtocolError, parse_frame
 from backend.app.hub.seq import MAX_SEQ, seq_from_json, seq_from_query
 
@@ -58,3 +59,27 @@ def test_nesting_up_to_the_limit_is_fine() -> None:
     inner = '{"a": ' * (MAX_DEPTH - 1) + "1" + "}" * (MAX_DEPTH - 1)
     frame = parse_frame(f'{{"action": "broadcast", "message": {inner}}}')
     assert frame.message is not None
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["NaN", "Infinity", "-Infinity", '"x\\ud800y"', '{"\\udfff": 1}', "[1, [2, [NaN]]]"],
+)
+def test_json_other_clients_cannot_read_is_refused(message: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(f'{{"action": "broadcast", "message": {message}, "request_id": 4}}')
+    assert (caught.value.code, caught.value.request_id) == ("invalid_json", 4)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ({"a": [1, 2.5, "é", None, True]}, True),
+        ({"a": float("nan")}, False),
+        ([float("inf")], False),
+        ({"k\ud800": 1}, False),
+        ("\udfff", False),
+    ],
+)
+def test_json_problem(value: object, ok: bool) -> None:
+    assert (json_problem(value) is None) is ok
