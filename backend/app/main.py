@@ -17,7 +17,7 @@ from backend.app.http_errors import install_error_handlers
 from backend.app.logs import configure_logging
 from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import gateway, health, me, sessions, ws
+from backend.app.routers import docs, gateway, health, me, sessions, ws
 from backend.app.services import build_services
 from backend.app.settings import Settings, SettingsError, load_settings
 from interview_service import router as interview_router
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(sessions.router)

@@ -83,3 +83,12 @@ async def test_a_runtime_422_matches_the_documented_schema(client: httpx.AsyncCl
     assert body.error.code == "validation_error"
     assert body.error.details
     assert body.error.details[0].field == "prompt"
+
+
+async def test_the_document_and_docs_are_served_at_both_paths(client: httpx.AsyncClient) -> None:
+    api = (await client.get("/api/openapi.json")).json()
+    assert (await client.get("/openapi.json")).json() == api
+    for path in ("/docs", "/api/docs"):
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert "swagger" in page.text.lower()
