@@ -8,16 +8,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.app.auth import Principal
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
-from backend.app.errors import NotFound
+from backend.app.errors import Conflict, NotFound
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
+from backend.app.hub.sessions import SessionRecord
 from backend.app.hub.views import session_view
+from backend.app.services import Services
+from backend.pipeline.options import VideoOptions
 
 router = APIRouter(prefix="/api", tags=["sessions"])
 
 
-class NewSession(BaseModel):
-    model_config = ConfigDict(extra="allow")  # further options are kept with the session
+class NewSession(VideoOptions):
+    """A video to generate: the prompt, the options (each bounded), an optional id."""
+
+    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=20_000)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
@@ -37,8 +43,18 @@ class NewEvent(BaseModel):
 async def create_session(
     body: NewSession, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
-    options = body.model_extra or {}
-    record = await services.sessions.create(principal, body.prompt, options, body.session_id)
+    options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
+    pipeline = services.pipeline
+    if pipeline.enabled:
+        await pipeline.admit(principal.sub)
+    record = await services.sessions.create(
+        principal,
+        body.prompt,
+        options,
+        body.session_id,
+        status="queued" if pipeline.enabled else "created",
+    )
+    await pipeline.start(record.session_id, principal.sub)
     return await session_view(services.hub.bus, record.session_id, record)
 
 
@@ -85,22 +101,42 @@ async def publish_event(
 async def cancel_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    history = await services.hub.bus.history(session_id, None)
-    if record is None and history.last_seq == 0:
+    record = await _owned(services, principal, session_id)
+    if record is not None and services.pipeline.enabled:
+        await services.pipeline.cancel(session_id)
+    else:  # agents elsewhere do the work: end what they left unfinished
+        if record is not None and record.status in ("completed", "failed", "cancelled"):
+            raise Conflict(f"the session is already {record.status}", code="session_finished")
+        await _cancel_agents(services, session_id)
+        if record is not None:
+            await services.sessions.update(session_id, status="cancelled")
+    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+
+
+@router.post("/sessions/{session_id}/retry", status_code=202)
+async def retry_session(
+    session_id: str, principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    record = await _owned(services, principal, session_id)
+    if record is None:
         raise NotFound("no such session", code="session_not_found")
+    await services.pipeline.retry(session_id, record.owner)
+    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+
+
+async def _owned(services: Services, principal: Principal, session_id: str) -> SessionRecord | None:
+    record = await services.sessions.readable(principal, valid_session_id(session_id))
+    if record is None and (await services.hub.bus.history(session_id, None)).last_seq == 0:
+        raise NotFound("no such session", code="session_not_found")
+    return record
+
+
+async def _cancel_agents(services: Services, session_id: str) -> None:
+    history = await services.hub.bus.history(session_id, None)
     for agent, event in history.agents.items():
         if event.get("status") in ("queued", "running", "info"):
-            await services.hub.publish(
-                session_id,
-                new_event_fields(
-                    agent, "cancelled", event.get("progress"), "cancelled by the owner"
-                ),
-            )
-    if record is not None:
-        record.status = "cancelled"
-        await services.sessions.save(record)
-    return await session_view(services.hub.bus, session_id, record)
+            fields = new_event_fields(agent, "cancelled", event.get("progress"), "cancelled")
+            await services.hub.publish(session_id, fields)
 
 
 def _load(text: str) -> Any:

@@ -1,0 +1,60 @@
+"""Builds the pipeline for a process: media store, run states, runner and engine."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from backend.app.storage import Store
+from backend.pipeline.context import MediaStore
+from backend.pipeline.runner import PipelineDeps, Publish, Runner, SessionBook
+from backend.pipeline.service import Engine, Pipeline
+from backend.pipeline.settings import PipelineSettings
+from backend.pipeline.state import RunStates
+
+
+def open_media(settings: PipelineSettings) -> MediaStore:
+    from backend.pipeline.local_media import LocalMedia
+
+    return LocalMedia(settings.media_dir, base_url=settings.pipeline_public_base_url)
+
+
+def open_openai(settings: PipelineSettings) -> Any:
+    return None
+
+
+def build_runner(
+    settings: PipelineSettings, store: Store, publish: Publish, sessions: SessionBook
+) -> Runner:
+    deps = PipelineDeps(
+        settings=settings,
+        publish=publish,
+        sessions=sessions,
+        states=RunStates(store),
+        media=open_media(settings),
+        openai=open_openai(settings),
+    )
+    return Runner(deps)
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(
+    settings: PipelineSettings,
+    store: Store,
+    publish: Publish,
+    sessions: SessionBook,
+    *,
+    redis_url: str | None,
+) -> AsyncIterator[Pipeline]:
+    runner = build_runner(settings, store, publish, sessions)
+    choice = settings.pipeline_engine
+    if choice == "off":
+        yield Pipeline(runner, None, store)
+        return
+    from backend.pipeline.embedded import EmbeddedEngine
+
+    embedded = EmbeddedEngine(runner, concurrency=settings.pipeline_concurrency)
+    async with embedded.running():
+        chosen: Engine = embedded
+        yield Pipeline(runner, chosen, store)
