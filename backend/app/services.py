@@ -72,7 +72,12 @@ async def build_services(
         interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
         pipeline = await stack.enter_async_context(
             open_pipeline(
-                pipeline_settings, store, hub.publish, sessions, redis_url=settings.redis_url
+                pipeline_settings,
+                store,
+                hub.publish,
+                sessions,
+                redis_url=settings.redis_url,
+                redis_prefix=settings.redis_prefix,
             )
         )
         services = Services(

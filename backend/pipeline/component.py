@@ -46,11 +46,18 @@ async def open_pipeline(
     sessions: SessionBook,
     *,
     redis_url: str | None,
+    redis_prefix: str = "pb:",
 ) -> AsyncIterator[Pipeline]:
     runner = build_runner(settings, store, publish, sessions)
     choice = settings.pipeline_engine
     if choice == "off":
         yield Pipeline(runner, None, store)
+        return
+    if choice == "auto" and redis_url:
+        from backend.pipeline.queue import QueueEngine
+
+        async with QueueEngine.client(redis_url, redis_prefix, settings) as engine:
+            yield Pipeline(runner, engine, store)
         return
     from backend.pipeline.embedded import EmbeddedEngine
 

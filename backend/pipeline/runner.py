@@ -57,6 +57,7 @@ class PipelineDeps:
     states: RunStates
     media: MediaStore
     openai: Any = None
+    node: str = "service"  # who runs the steps: the service process or a worker's id
 
 
 class Runner:
@@ -98,8 +99,9 @@ class Runner:
         provider = "OpenAI" if deps.openai is not None else "local (no AI model)"
         await self.report(
             session_id, "pipeline", "running", start / len(AGENTS),
-            f"Generating with the {provider} providers"
+            f"Generating with the {provider} providers on {deps.node}"
             + (f", resuming at {AGENTS[start]}" if start else ""),
+            {"worker": deps.node, "attempt": state.attempts},
         )  # fmt: skip
         began = time.perf_counter()
         for agent in AGENTS[start:]:

@@ -32,6 +32,11 @@ class PipelineSettings(BaseSettings):
     pipeline_concurrency: int = Field(default=2, ge=1, le=64)  # runs at once per process
     pipeline_step_attempts: int = Field(default=3, ge=1, le=10)  # transient errors
     pipeline_retry_base_s: float = Field(default=0.5, gt=0, le=60)
+    # A worker killed mid-run: its job goes to another worker after this long without
+    # an acknowledgement; a live run's lease (extended every third of its TTL) keeps a
+    # redelivered job from running twice. Keep the lease shorter than the idle timeout.
+    pipeline_job_idle_timeout_s: float = Field(default=30.0, ge=1, le=3600)
+    pipeline_lease_ttl_s: float = Field(default=15.0, ge=0.5, le=600)
     pipeline_espeak_binary: str = "espeak-ng"
     pipeline_provider: Literal["auto", "openai", "local"] = "auto"
     pipeline_openai_script_model: str = "gpt-4o-mini"
@@ -63,6 +68,11 @@ def load_pipeline_settings(**overrides: Any) -> PipelineSettings:
         )
         raise SettingsError(f"invalid configuration: {problems}") from None
     key = settings.openai_api_key
+    if settings.pipeline_lease_ttl_s >= settings.pipeline_job_idle_timeout_s:
+        raise SettingsError(
+            "invalid configuration: PIPELINE_LEASE_TTL_S must be shorter than "
+            "PIPELINE_JOB_IDLE_TIMEOUT_S (a dead worker's lease must expire first)"
+        )
     if settings.pipeline_provider == "openai" and not (key and key.get_secret_value()):
         raise SettingsError("invalid configuration: PIPELINE_PROVIDER=openai needs OPENAI_API_KEY")
     return settings
