@@ -161,3 +161,32 @@ async def test_cancel_reaches_the_worker_running_the_session(
     history = await events(client, sid)
     assert sum(1 for e in history if e["agent"] == "pipeline" and e["status"] == "cancelled") == 1
     assert not (tmp_path / "work" / sid / "narrator.partial").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_a_stopping_worker_hands_its_run_to_another(
+    client: httpx.AsyncClient,
+    workers: Callable[..., list[WorkerProcess]],
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    slow = tmp_path / "slow-espeak"
+    slow.write_text(f'#!/bin/sh\nsleep 2\nexec {ESPEAK} "$@"\n')
+    slow.chmod(0o755)
+    fleet = workers({**worker_env, "PIPELINE_ESPEAK_BINARY": str(slow)})
+    sid = (await create(client, duration_s=10, scenes=2, resolution="640x360"))["session_id"]
+    await wait_for(
+        client, sid, lambda v: v["agents"].get("narrator", {}).get("status") == "running"
+    )
+    holder_id = runners(await events(client, sid))[0]
+    holder = next(w for w in fleet if w.worker_id == holder_id)
+    assert holder.stop() == 0, holder.logs()[-2000:]
+    assert holder.records("pipeline_job_handed_off")
+
+    view = await wait_for(client, sid, timeout_s=60)
+    assert view["status"] == "completed", view
+    history = await events(client, sid)
+    assert runners(history)[1] != holder_id
+    for agent in (*AGENTS, "pipeline"):
+        assert completions(history, agent) == 1, agent
