@@ -15,6 +15,10 @@ from backend.pipeline.state import RunStates
 
 
 def open_media(settings: PipelineSettings) -> MediaStore:
+    if settings.s3_bucket:
+        from backend.pipeline.s3_media import S3Media
+
+        return S3Media.from_settings(settings)
     from backend.pipeline.local_media import LocalMedia
 
     return LocalMedia(settings.media_dir, base_url=settings.pipeline_public_base_url)
