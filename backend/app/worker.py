@@ -19,7 +19,7 @@ from backend.app.hub.sessions import Sessions
 from backend.app.settings import Settings, SettingsError
 from backend.app.storage import open_store
 from backend.app.storage.redis_store import RedisStore
-from backend.pipeline.component import build_runner
+from backend.pipeline.component import build_runner, close_runner
 from backend.pipeline.queue import PipelineWorker
 from backend.pipeline.settings import PipelineSettings
 
@@ -43,7 +43,10 @@ async def run_worker(
         worker = PipelineWorker(
             settings.redis_url, settings.redis_prefix, store, runner, pipeline_settings
         )
-        await worker.serve(stop)
+        try:
+            await worker.serve(stop)
+        finally:
+            await close_runner(runner)
     finally:
         await store.close()
 

@@ -25,7 +25,11 @@ def open_media(settings: PipelineSettings) -> MediaStore:
 
 
 def open_openai(settings: PipelineSettings) -> Any:
-    return None
+    if not settings.uses_openai:
+        return None
+    from backend.pipeline.openai_media import OpenAIMedia
+
+    return OpenAIMedia.from_settings(settings)
 
 
 def build_runner(
@@ -53,6 +57,26 @@ async def open_pipeline(
     redis_prefix: str = "pb:",
 ) -> AsyncIterator[Pipeline]:
     runner = build_runner(settings, store, publish, sessions)
+    try:
+        async with _engine(settings, runner, store, redis_url, redis_prefix) as pipeline:
+            yield pipeline
+    finally:
+        await close_runner(runner)
+
+
+async def close_runner(runner: Runner) -> None:
+    if runner.deps.openai is not None:
+        await runner.deps.openai.close()
+
+
+@contextlib.asynccontextmanager
+async def _engine(
+    settings: PipelineSettings,
+    runner: Runner,
+    store: Store,
+    redis_url: str | None,
+    redis_prefix: str,
+) -> AsyncIterator[Pipeline]:
     choice = settings.pipeline_engine
     if choice == "off":
         yield Pipeline(runner, None, store)

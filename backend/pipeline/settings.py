@@ -42,6 +42,7 @@ class PipelineSettings(BaseSettings):
     pipeline_openai_script_model: str = "gpt-4o-mini"
     pipeline_openai_tts_model: str = "gpt-4o-mini-tts"
     pipeline_openai_image_model: str = "gpt-image-1"
+    pipeline_openai_voice: str = "alloy"  # when the request names no OpenAI voice
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
 
