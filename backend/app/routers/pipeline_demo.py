@@ -13,4 +13,4 @@ PAGE = Path(__file__).resolve().parents[1] / "static" / "pipeline.html"
 
 @router.get("/demo/pipeline", response_class=HTMLResponse, include_in_schema=False)
 async def demo_page() -> HTMLResponse:
-    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
