@@ -8,6 +8,7 @@
 - :mod:`.slides`        Pillow slides: title, wrapped text, one style per video
 - :mod:`.captions`      WebVTT cues that follow the narration
 - :mod:`.encoder`       PyAV's bundled FFmpeg: H.264 + AAC MP4, +faststart
+- :mod:`.render_process` slides and encoding in a child process (the loop stays free)
 - :mod:`.agents`        the five agents, each one step of the run
 - :mod:`.local_media`   published files under MEDIA_DIR, served at /media
 - :mod:`.state`         a run's stored step outputs (resume without recomputing)

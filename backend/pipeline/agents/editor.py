@@ -1,5 +1,8 @@
 """editor: images + speech → MP4 (H.264 + AAC, +faststart), WebVTT captions, a thumbnail.
 
+The encoding runs in a child process (:mod:`backend.pipeline.render_process`): the
+service's event loop never waits on it, and a cancel kills it at once.
+
 Captions are a soft track: a WebVTT file beside the video (``captions_url``, for an HTML
 ``<track kind="captions">``), not burned into the picture. The slide already shows the
 scene's text, viewers can switch captions off or restyle them, and the same file serves
@@ -8,17 +11,14 @@ translation and search; burning in would also cost a second full render.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from backend.pipeline.captions import cues_for, webvtt
 from backend.pipeline.context import StepContext
-from backend.pipeline.encoder import Clip, Mp4Writer
+from backend.pipeline.encoder import Clip
 from backend.pipeline.espeak import TAIL_S
+from backend.pipeline.render_process import render
 from backend.pipeline.script import Script
-from backend.pipeline.threads import in_thread
 
 THUMBNAIL = (640, 360)
 
@@ -32,31 +32,30 @@ async def run(ctx: StepContext) -> dict[str, Any]:
     clips = [Clip(i, s, d) for i, s, d in zip(images, speech, durations, strict=True)]
 
     video = ctx.workdir / "video.mp4"
-    settings = ctx.settings
-    writer = await in_thread(
-        ctx.stop,
-        lambda: Mp4Writer(
-            video, size=ctx.options.size, fps=settings.pipeline_fps,
-            preset=settings.pipeline_x264_preset,
-        ),
-    )  # fmt: skip
-    try:
-        for index, clip in enumerate(clips, 1):
-            await in_thread(ctx.stop, writer.add, clip, ctx.stop)
-            await ctx.progress(
-                0.9 * index / len(clips), f"Encoded scene {index}/{len(clips)} (H.264 + AAC)"
-            )
-        duration = await in_thread(ctx.stop, writer.finish)
-    except BaseException:
-        await in_thread(ctx.stop, writer.abort)
-        raise
+    thumbnail = ctx.workdir / "thumbnail.jpg"
+
+    async def progress(message: dict[str, Any]) -> None:
+        done, count = message["done"], message["of"]
+        await ctx.progress(0.9 * done / count, f"Encoded scene {done}/{count} (H.264 + AAC)")
+
+    job = {
+        "kind": "encode",
+        "out": str(video),
+        "size": list(ctx.options.size),
+        "fps": ctx.settings.pipeline_fps,
+        "preset": ctx.settings.pipeline_x264_preset,
+        "clips": [
+            {"image": str(c.image), "speech": str(c.speech), "duration_s": c.duration_s}
+            for c in clips
+        ],
+        "thumbnail": {"out": str(thumbnail), "size": list(THUMBNAIL)},
+    }
+    duration = (await render(job, progress))["duration_s"]
 
     captions = ctx.workdir / "captions.vtt"
     speaking = [max(0.1, d - TAIL_S) for d in durations]
     cues = cues_for([s.narration for s in script.scenes], speaking, durations)
     captions.write_text(webvtt(cues), encoding="utf-8")
-    thumbnail = ctx.workdir / "thumbnail.jpg"
-    await in_thread(ctx.stop, _thumbnail, images[0], thumbnail)
     await ctx.progress(1.0, "Captions (WebVTT) and thumbnail written")
     return {
         "files": [ctx.rel(video), ctx.rel(captions), ctx.rel(thumbnail)],
@@ -64,8 +63,3 @@ async def run(ctx: StepContext) -> dict[str, Any]:
         "cues": len(cues),
         "summary": f"{duration:.1f} s MP4 at {ctx.options.resolution}, {len(cues)} captions",
     }
-
-
-def _thumbnail(source: Path, target: Path) -> None:
-    with Image.open(source) as image:
-        image.convert("RGB").resize(THUMBNAIL).save(target, "JPEG", quality=85)
