@@ -78,6 +78,7 @@ async def build_services(
                 sessions,
                 redis_url=settings.redis_url,
                 redis_prefix=settings.redis_prefix,
+                registry=metrics.registry,
             )
         )
         services = Services(

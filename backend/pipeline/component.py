@@ -6,8 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from backend.app.storage import Store
 from backend.pipeline.context import MediaStore
+from backend.pipeline.pipeline_metrics import PipelineMetrics
 from backend.pipeline.runner import PipelineDeps, Publish, Runner, SessionBook
 from backend.pipeline.service import Engine, Pipeline
 from backend.pipeline.settings import PipelineSettings
@@ -33,7 +36,11 @@ def open_openai(settings: PipelineSettings) -> Any:
 
 
 def build_runner(
-    settings: PipelineSettings, store: Store, publish: Publish, sessions: SessionBook
+    settings: PipelineSettings,
+    store: Store,
+    publish: Publish,
+    sessions: SessionBook,
+    registry: CollectorRegistry | None = None,
 ) -> Runner:
     deps = PipelineDeps(
         settings=settings,
@@ -42,6 +49,7 @@ def build_runner(
         states=RunStates(store),
         media=open_media(settings),
         openai=open_openai(settings),
+        metrics=PipelineMetrics(registry) if registry is not None else None,
     )
     return Runner(deps)
 
@@ -55,8 +63,9 @@ async def open_pipeline(
     *,
     redis_url: str | None,
     redis_prefix: str = "pb:",
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[Pipeline]:
-    runner = build_runner(settings, store, publish, sessions)
+    runner = build_runner(settings, store, publish, sessions, registry)
     try:
         async with _engine(settings, runner, store, redis_url, redis_prefix) as pipeline:
             yield pipeline

@@ -25,6 +25,7 @@ from backend.pipeline.agents import AGENTS, STARTING, STEPS
 from backend.pipeline.context import MediaStore, StepContext
 from backend.pipeline.errors import StepCancelled, StepFailed, TransientStepError
 from backend.pipeline.options import parse_options
+from backend.pipeline.pipeline_metrics import PipelineMetrics
 from backend.pipeline.settings import PipelineSettings
 from backend.pipeline.state import RunState, RunStates
 
@@ -58,6 +59,7 @@ class PipelineDeps:
     media: MediaStore
     openai: Any = None
     node: str = "service"  # who runs the steps: the service process or a worker's id
+    metrics: PipelineMetrics | None = None
 
 
 class Runner:
@@ -81,6 +83,19 @@ class Runner:
 
     async def run(self, session_id: str, cancelled: asyncio.Event) -> str:
         """Run (or resume) the session; its final status, or re-raise a shutdown's cancel."""
+        metrics = self.deps.metrics
+        if metrics is not None:
+            metrics.active.inc()
+        try:
+            status = await self._run(session_id, cancelled)
+        finally:
+            if metrics is not None:
+                metrics.active.dec()
+        if metrics is not None and status in TERMINAL:
+            metrics.runs.labels(status).inc()
+        return status
+
+    async def _run(self, session_id: str, cancelled: asyncio.Event) -> str:
         deps = self.deps
         record = await deps.sessions.get(session_id)
         if record is None or record.status in TERMINAL:
@@ -235,12 +250,15 @@ class Runner:
     def _log_step(
         self, session_id: str, agent: str, status: str, began: float, **extra: Any
     ) -> None:
+        seconds = time.perf_counter() - began
+        if self.deps.metrics is not None:
+            self.deps.metrics.steps.labels(agent, status).observe(seconds)
         log.info(
             "pipeline_step",
             session_id=session_id,
             agent=agent,
             status=status,
-            duration_s=round(time.perf_counter() - began, 3),
+            duration_s=round(seconds, 3),
             **extra,
         )
 

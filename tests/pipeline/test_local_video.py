@@ -120,6 +120,11 @@ async def test_media_answers_range_requests(client: httpx.AsyncClient) -> None:
     assert beyond.status_code == 416
     assert (await client.get(url.rsplit("/", 2)[0] + "/guess/video.mp4")).status_code == 404
 
+    metrics = (await client.get("/metrics")).text
+    assert 'pipeline_runs_total{status="completed"} 1.0' in metrics
+    assert 'pipeline_step_duration_seconds_count{agent="editor",status="completed"} 1.0' in metrics
+    assert "pipeline_runs_active 0.0" in metrics
+
 
 @pytest.mark.parametrize(
     ("body", "field"),
