@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,21 @@ def _encode(job: dict[str, Any]) -> dict[str, Any]:
     return {"duration_s": duration}
 
 
+def _die_with_parent() -> None:
+    """A worker killed with SIGKILL cannot kill its child: the child notices and exits,
+    so it never writes into a run that another worker has taken over."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
+    _die_with_parent()
     job = json.loads(sys.stdin.read())
     kinds = {"slides": _slides, "encode": _encode}
     _emit({"result": kinds[job["kind"]](job)})

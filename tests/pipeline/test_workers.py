@@ -6,6 +6,7 @@ idle timeout lets a dead worker's job come back within seconds.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +70,23 @@ async def client(
     return client
 
 
+def render_children() -> dict[int, int]:
+    """pid → parent pid of every live render child process on the machine."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if b"backend.pipeline.render_process" in cmdline and state != "Z":
+            found[int(proc.name)] = int(parent)
+    return found
+
+
 def completions(history: list[dict[str, Any]], agent: str) -> int:
     return sum(1 for e in history if e["agent"] == agent and e["status"] == "completed")
 
@@ -97,6 +115,12 @@ async def test_a_worker_killed_mid_run_is_replaced_without_repeating_steps(
     holder_id = runners(await events(client, sid))[0]
     holder = next(w for w in fleet if w.worker_id == holder_id)
     holder.kill()
+    survivors = {w.process.pid for w in fleet if w is not holder and w.process}
+    for _ in range(30):  # the orphaned renderer notices within a fraction of a second
+        if set(render_children().values()) <= survivors:
+            break
+        await asyncio.sleep(0.1)
+    assert set(render_children().values()) <= survivors, "the killed worker's renderer exits"
 
     view = await wait_for(client, sid, timeout_s=120)
     assert view["status"] == "completed", view
