@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,14 @@ async def test_a_stopping_worker_hands_its_run_to_another(
     assert runners(history)[1] != holder_id
     for agent in (*AGENTS, "pipeline"):
         assert completions(history, agent) == 1, agent
+
+
+def test_a_worker_without_redis_refuses_to_start(tmp_path: Path) -> None:
+    worker = WorkerProcess(tmp_path, {})
+    worker.env.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "backend.app.cli", "worker"],
+        cwd=tmp_path, env=worker.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr
