@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import structlog
@@ -16,6 +18,8 @@ from backend.pipeline.runner import TERMINAL, Runner
 log = structlog.get_logger(__name__)
 ACTIVE_TTL_S = 24 * 3600
 CANCEL_WAIT_S = 6.0
+ADMIT_LOCK_S = 10.0  # held for one admission (a few store round trips)
+ADMIT_WAIT_S = 5.0
 
 
 class Engine(Protocol):
@@ -38,6 +42,27 @@ class Pipeline:
     @property
     def enabled(self) -> bool:
         return self.engine is not None
+
+    @contextlib.asynccontextmanager
+    async def admission(self, owner: str) -> AsyncIterator[None]:
+        """Count-then-start as one step per owner, across processes (a short store lock)."""
+        key = f"pipeline:admit:{owner}"
+        token = secrets.token_hex(8).encode()
+        try:
+            async with asyncio.timeout(ADMIT_WAIT_S):
+                while True:  # held for milliseconds: polling beats a wake-up channel here
+                    if await self._store.put_if_absent(key, token, ttl_s=ADMIT_LOCK_S):
+                        break
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise LimitExceeded(
+                "too many videos being started at once; try again", code="busy", retry_after_s=1
+            ) from None
+        try:
+            yield
+        finally:
+            if await self._store.get(key) == token:
+                await self._store.delete(key)
 
     async def admit(self, owner: str) -> None:
         """Refuse a new run while the owner has PIPELINE_MAX_ACTIVE_PER_USER unfinished."""
@@ -102,12 +127,13 @@ class Pipeline:
             raise Conflict(
                 "this service runs no pipeline (PIPELINE_ENGINE=off)", code="no_pipeline"
             )
-        await self.admit(owner)
+        async with self.admission(owner):
+            await self.admit(owner)
+            await self.runner.deps.sessions.update(session_id, status="queued", error=None)
+            await self._store.add_members(_active_key(owner), session_id, ttl_s=ACTIVE_TTL_S)
         states = self.runner.deps.states
         await states.clear_cancel(session_id)
         state = await states.load(session_id)
-        await self.runner.deps.sessions.update(session_id, status="queued", error=None)
-        await self._store.add_members(_active_key(owner), session_id, ttl_s=ACTIVE_TTL_S)
         unfinished = tuple(a for a in AGENTS if a not in state.outputs)
         await self._queue(session_id, unfinished or ("publisher",), "Queued again (retry)")
         log.info("pipeline_retry", session_id=session_id, from_step=(unfinished or ("-",))[0])

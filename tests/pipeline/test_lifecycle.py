@@ -7,6 +7,7 @@ exactly where the test wants it.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from collections.abc import Callable
@@ -173,3 +174,25 @@ async def test_a_user_has_a_limited_number_of_videos_in_progress(
     assert int(refused.headers["retry-after"]) > 0
     assert (await client.post(f"/api/sessions/{first}/cancel")).status_code == 200
     await create(client, duration_s=10, scenes=1)
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_the_limit_holds_for_requests_at_the_same_instant_on_two_processes(
+    start_app: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    make_pipeline_settings: Callable[..., PipelineSettings],
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(redis_url=redis_url, redis_prefix=redis_prefix)
+    pipeline = make_pipeline_settings(pipeline_max_active_per_user=2)
+    one, two = [(await start_app(settings, pipeline)).client for _ in range(2)]
+    answers = await asyncio.gather(
+        *(
+            client.post("/api/sessions", json={"prompt": "a cat", "duration_s": 10})
+            for client in (one, two, one, two, one, two)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 201, 429, 429, 429, 429]

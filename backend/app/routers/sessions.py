@@ -45,16 +45,15 @@ async def create_session(
 ) -> dict[str, Any]:
     options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
     pipeline = services.pipeline
-    if pipeline.enabled:
+    if not pipeline.enabled:
+        record = await services.sessions.create(principal, body.prompt, options, body.session_id)
+        return await session_view(services.hub.bus, record.session_id, record)
+    async with pipeline.admission(principal.sub):
         await pipeline.admit(principal.sub)
-    record = await services.sessions.create(
-        principal,
-        body.prompt,
-        options,
-        body.session_id,
-        status="queued" if pipeline.enabled else "created",
-    )
-    await pipeline.start(record.session_id, principal.sub)
+        record = await services.sessions.create(
+            principal, body.prompt, options, body.session_id, status="queued"
+        )
+        await pipeline.start(record.session_id, principal.sub)
     return await session_view(services.hub.bus, record.session_id, record)
 
 
