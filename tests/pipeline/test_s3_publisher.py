@@ -15,13 +15,13 @@ from backend.app.settings import Settings
 from backend.pipeline.s3_media import S3Media
 from backend.pipeline.settings import PipelineSettings
 from tests.pipeline.conftest import create, ffprobe, wait_for
-from tests.support.moto_s3 import MotoS3
+from tests.support.moto_server import MotoServer
 
 BUCKET = "videos"
 
 
 @pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -29,9 +29,9 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    server = MotoS3()
+    server = MotoServer(cloudformation_novalue=False)
     server.start()
-    server.client().create_bucket(Bucket=BUCKET)
+    server.client("s3").create_bucket(Bucket=BUCKET)
     try:
         yield server
     finally:
@@ -40,7 +40,7 @@ def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoS3]:
 
 @pytest.fixture
 def s3_settings(
-    moto: MotoS3, make_pipeline_settings: Callable[..., PipelineSettings]
+    moto: MotoServer, make_pipeline_settings: Callable[..., PipelineSettings]
 ) -> Callable[..., PipelineSettings]:
     def build(**overrides: Any) -> PipelineSettings:
         return make_pipeline_settings(
@@ -55,7 +55,7 @@ async def test_videos_are_published_to_s3_with_presigned_urls_that_seek(
     start_app: Callable[..., Any],
     make_settings: Callable[..., Settings],
     s3_settings: Callable[..., PipelineSettings],
-    moto: MotoS3,
+    moto: MotoServer,
     tmp_path: Path,
 ) -> None:
     running = await start_app(make_settings(), s3_settings())
@@ -73,7 +73,7 @@ async def test_videos_are_published_to_s3_with_presigned_urls_that_seek(
         fetched = await web.get(url)
         assert fetched.status_code == 200
         key = f"videos/{sid}/" + url.split(f"/{sid}/", 1)[1].split("?", 1)[0]
-        stored = moto.client().get_object(Bucket=BUCKET, Key=key)
+        stored = moto.client("s3").get_object(Bucket=BUCKET, Key=key)
         assert fetched.content == stored["Body"].read()
         assert stored["ContentType"] == "video/mp4"
         ranged = await web.get(url, headers={"Range": "bytes=100-199"})
@@ -89,26 +89,26 @@ async def test_videos_are_published_to_s3_with_presigned_urls_that_seek(
 
 
 async def test_publishing_twice_uploads_once_and_large_files_go_multipart(
-    s3_settings: Callable[..., PipelineSettings], moto: MotoS3, tmp_path: Path
+    s3_settings: Callable[..., PipelineSettings], moto: MotoServer, tmp_path: Path
 ) -> None:
     media = S3Media.from_settings(s3_settings(s3_multipart_threshold_mb=5))
     big = tmp_path / "video.mp4"
     big.write_bytes(os.urandom(11 * 1024 * 1024))
     url = await media.publish("s1/key/video.mp4", big, "video/mp4")
-    head = moto.client().head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")
+    head = moto.client("s3").head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")
     assert head["ETag"].strip('"').endswith("-3"), "three 5 MiB parts"
     time.sleep(1.1)  # LastModified has one-second resolution
     again = await media.publish("s1/key/video.mp4", big, "video/mp4")
-    head_again = moto.client().head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")
+    head_again = moto.client("s3").head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")
     assert head_again["LastModified"] == head["LastModified"], "not uploaded a second time"
     assert again.split("?")[0] == url.split("?")[0]
 
     big.write_bytes(os.urandom(1024))  # different content under the same key: replaced
     await media.publish("s1/key/video.mp4", big, "video/mp4")
     assert (
-        moto.client().head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")["ContentLength"]
+        moto.client("s3").head_object(Bucket=BUCKET, Key="videos/s1/key/video.mp4")["ContentLength"]
         == 1024
     )
     await media.remove("s1/key")
-    listed = moto.client().list_objects_v2(Bucket=BUCKET, Prefix="videos/s1/")
+    listed = moto.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="videos/s1/")
     assert listed.get("KeyCount", 0) == 0
