@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from backend.app.auth import Principal
 from backend.app.errors import Conflict, Forbidden, NotFound
@@ -13,6 +14,17 @@ from backend.app.hub.events import now_iso, valid_session_id
 from backend.app.storage import Store
 
 SESSION_TTL_S = 7 * 24 * 3600
+
+
+class _History(Protocol):
+    @property
+    def last_seq(self) -> int: ...
+
+
+class HistoryProbe(Protocol):
+    def __call__(
+        self, session_id: str, after_seq: int | None, limit: int = ...
+    ) -> Awaitable[_History]: ...
 
 
 @dataclass(slots=True)
@@ -25,22 +37,41 @@ class SessionRecord:
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 class Sessions:
-    def __init__(self, store: Store, *, auth_enabled: bool) -> None:
+    def __init__(
+        self, store: Store, *, auth_enabled: bool, history: HistoryProbe | None = None
+    ) -> None:
         self._store = store
         self._auth_enabled = auth_enabled
+        self._history = history
 
     async def create(
-        self, owner: Principal, prompt: str, options: dict[str, Any], session_id: str | None = None
+        self,
+        owner: Principal,
+        prompt: str,
+        options: dict[str, Any],
+        session_id: str | None = None,
+        *,
+        status: str = "created",
     ) -> SessionRecord:
         record = SessionRecord(
             session_id=valid_session_id(session_id or _new_id()),
             owner=owner.sub,
             prompt=prompt,
             options=options,
+            status=status,
         )
+        # An id agents already publish to is someone's channel: claiming it would hand
+        # its events to whoever asked first (issue 11, item 5).
+        if (
+            session_id is not None
+            and self._history is not None
+            and (await self._history(session_id, None)).last_seq > 0
+        ):
+            raise Conflict("a session with that id has history", code="session_exists")
         stored = await self._store.put_if_absent(
             _key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S
         )
@@ -55,6 +86,15 @@ class Sessions:
     async def save(self, record: SessionRecord) -> None:
         record.updated_at = now_iso()
         await self._store.put(_key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S)
+
+    async def update(self, session_id: str, **changes: Any) -> None:
+        """Change fields of a record (the pipeline's status, outputs and error)."""
+        record = await self.get(session_id)
+        if record is None:
+            return
+        for name, value in changes.items():
+            setattr(record, name, value)
+        await self.save(record)
 
     async def readable(self, principal: Principal, session_id: str) -> SessionRecord | None:
         """The record if the principal may read it; raises NotFound/Forbidden otherwise.
