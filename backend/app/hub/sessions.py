@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Awaitable
@@ -9,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, NotFound
+from backend.app.errors import Conflict, Forbidden, InvalidInput, NotFound
 from backend.app.hub.events import now_iso, valid_session_id
 from backend.app.storage import Store
 
@@ -77,7 +78,29 @@ class Sessions:
         )
         if not stored:
             raise Conflict("a session with that id exists", code="session_exists")
+        await self._store.add_members(_owned_key(owner.sub), record.session_id, ttl_s=SESSION_TTL_S)
         return record
+
+    async def owned(
+        self, owner: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[SessionRecord], str | None]:
+        """The owner's sessions, newest first, ``limit`` at a time after ``cursor``.
+
+        The cursor is the last record's ``(created_at, session_id)``: stable while
+        sessions are created, since new ones sort before it."""
+        ids = sorted(await self._store.members(_owned_key(owner)))
+        raws = await self._store.get_many([_key(session_id) for session_id in ids]) if ids else []
+        records = [SessionRecord(**json.loads(raw)) for raw in raws if raw is not None]
+        expired = [session_id for session_id, raw in zip(ids, raws, strict=True) if raw is None]
+        if expired:  # their records outlived by the index: forget them
+            await self._store.remove_members(_owned_key(owner), *expired)
+        records.sort(key=lambda record: (record.created_at, record.session_id), reverse=True)
+        if cursor is not None:
+            after = _read_cursor(cursor)
+            records = [r for r in records if (r.created_at, r.session_id) < after]
+        page = records[:limit]
+        more = len(records) > limit
+        return page, (_make_cursor(page[-1]) if more and page else None)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         raw = await self._store.get(_key(valid_session_id(session_id)))
@@ -119,6 +142,28 @@ class Sessions:
 
 def _key(session_id: str) -> str:
     return f"session:{session_id}"
+
+
+def _owned_key(owner: str) -> str:
+    return f"sessions-of:{owner}"
+
+
+def _make_cursor(record: SessionRecord) -> str:
+    raw = json.dumps([record.created_at, record.session_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _read_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, session_id = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            "cursor is the next_cursor a listing gave", code="invalid_cursor"
+        ) from exc
+    if not isinstance(created_at, str) or not isinstance(session_id, str):
+        raise InvalidInput("cursor is the next_cursor a listing gave", code="invalid_cursor")
+    return created_at, session_id
 
 
 def _dump(record: SessionRecord) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -73,6 +74,21 @@ async def create_session(
         )
         await pipeline.start(record.session_id, principal.sub)
     return await session_view(services.hub.bus, record.session_id, record)
+
+
+@router.get("/sessions", responses=error_responses(400))
+async def list_sessions(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    """The caller's sessions, newest first; pass ``next_cursor`` back for the next page."""
+    records, next_cursor = await services.sessions.owned(principal.sub, limit=limit, cursor=cursor)
+    views = await asyncio.gather(
+        *(session_view(services.hub.bus, record.session_id, record) for record in records)
+    )
+    return {"sessions": list(views), "next_cursor": next_cursor}
 
 
 @router.get("/sessions/{session_id}", responses=_ONE_SESSION)
