@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 # ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
 CLOSE_TIMEOUT_S = 60.0
 CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class WebSocketTransport:
@@ -112,10 +113,12 @@ async def _serve(
         await hub.greet(conn, session_id, last_seq, epoch)
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                log.info("ws_task_ended", task=task.get_name(), error=repr(task.exception()))
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                log.warning("ws_task_failed", task=task.get_name(), error=repr(error))
+                _fail(conn, error)
     except DomainError as exc:
-        conn.fail(1011, exc.message[:120])
+        _fail(conn, exc)
     finally:
         for task in tasks:  # owned here: cancelled and awaited
             task.cancel()
@@ -124,6 +127,17 @@ async def _serve(
         if conn.close_code is not None:
             await transport.close(conn.close_code, conn.close_reason)
         log.info("ws_closed", close_code=conn.close_code)
+
+
+def _fail(conn: Connection, error: BaseException) -> None:
+    """The server drops the connection: always with a close frame, so the client resumes.
+
+    1013 when the store is out (come back with backoff), 1011 for anything else; the
+    reason never carries the backend's own error text."""
+    if isinstance(error, Unavailable):
+        conn.fail(CLOSE_TRY_AGAIN, "the event store is unavailable: resume with last_seq")
+    else:
+        conn.fail(CLOSE_INTERNAL_ERROR, "internal error: resume with last_seq")
 
 
 async def _read(websocket: WebSocket, hub: Hub, conn: Connection, max_frame: int) -> None:
