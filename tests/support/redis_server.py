@@ -50,6 +50,8 @@ class RedisServer:
             "yes" if self.persistent else "no",
             "--appendfsync",
             "always",
+            "--enable-debug-command",
+            "local",  # DEBUG SLEEP: the stalled-Redis fault
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
