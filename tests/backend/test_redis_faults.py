@@ -37,12 +37,14 @@ from tests.support.fault_actors import Agent, Prober, Seen, Subscriber, check_or
 from tests.support.moto_apigw import REGION, MotoConnections
 from tests.support.redis_server import RedisServer
 from tests.support.uvicorn_process import ServiceProcess
+from tests.support.ws_client import Client
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(90)]
 
 SECRET = "f" * 40
 PREFIX = "pb:"  # the service's default REDIS_PREFIX
 READY_WITHIN_S = 5.0
+_EVENT = {"agent": "a", "status": "running"}
 cells = itertools.count(1)
 
 
@@ -249,10 +251,10 @@ async def _records(fleet: Fleet, room: str) -> dict[str, str]:
         }
 
 
-async def _wait_ready(fleet: Fleet, since: float) -> float:
+async def _wait_ready(base_urls: list[str], since: float) -> float:
     """Seconds from ``since`` until every process answers /health/ready with 200."""
     async with httpx.AsyncClient(timeout=5) as http:
-        for base in fleet.base_urls:
+        for base in base_urls:
             while True:
                 try:
                     if (await http.get(f"{base}/health/ready")).status_code == 200:
@@ -309,7 +311,9 @@ class _GatewayClient:
 async def test_redis_fault(fleet: Fleet, fault: str) -> None:
     n = next(cells)
     rooms = [f"fault{n}-a", f"fault{n}-b"]
-    assert await _wait_ready(fleet, time.monotonic()) < READY_WITHIN_S, "a ready fleet to start"
+    assert await _wait_ready(fleet.base_urls, time.monotonic()) < READY_WITHIN_S, (
+        "a ready fleet to start"
+    )
     records = await _records(fleet, rooms[0])
     subscribers = [Subscriber(service.ws_url, room) for service in fleet.services for room in rooms]
     gateway_cid = f"gw{n}="
@@ -326,7 +330,7 @@ async def test_redis_fault(fleet: Fleet, fault: str) -> None:
         group.create_task(prober.run())
         await asyncio.sleep(1.0)
         answered = await FAULTS[fault](fleet.redis, cell)
-        took = await _wait_ready(fleet, answered)
+        took = await _wait_ready(fleet.base_urls, answered)
         gateway = _GatewayClient(fleet, gateway_cid)
         if cell.lost_data_at is not None:
             gateway.resume(f"gw{n}b=", rooms[0])
@@ -424,3 +428,28 @@ async def _until(check: Callable[[], bool], what: str, timeout_s: float = 10) ->
     while not check():
         assert time.monotonic() < deadline, f"never happened: {what}"
         await asyncio.sleep(0.05)
+
+
+async def test_store_failure_mid_resume_closes_with_1013(private_redis: RedisServer) -> None:
+    """Before: the writer died on the failed history read and the socket went without a
+    close frame (the client saw 1006). Now 1013, and the client resumes once Redis is back."""
+    service = ServiceProcess({"REDIS_URL": private_redis.url})
+    service.start()
+    try:
+        client = await Client.open(f"{service.ws_url}/ws/resume-1")
+        await client.recv_until("snapshot")
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
+            for _ in range(3):
+                await http.post("/api/sessions/resume-1/events", json=_EVENT)
+            await client.events(3)
+            await asyncio.to_thread(private_redis.shutdown)
+            await client.send({"action": "resume", "room": "resume-1", "last_seq": 1})
+            assert await client.closed_with(timeout=10) == 1013
+            await asyncio.to_thread(private_redis.start)
+            await _wait_ready([service.base_url], time.monotonic())
+            back = await Client.open(f"{service.ws_url}/ws/resume-1?last_seq=1")
+            assert (await back.recv_until("snapshot"))[-1]["recovered"] is True
+            assert [event["seq"] for event in await back.events(2)] == [2, 3]
+            await back.close()
+    finally:
+        service.stop()
