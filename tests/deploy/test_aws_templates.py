@@ -64,7 +64,7 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
     routes = {r["RouteKey"]: r for r in _resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert set(routes) == {"$connect", "$disconnect", "$default"}
     assert set(routes["$connect"]["RequestParameters"]) == {
-        f"route.request.querystring.{name}" for name in ("session_id", "last_seq", "token")
+        f"route.request.querystring.{name}" for name in ("session_id", "last_seq", "epoch", "token")
     }
     integrations = _resources(template, "AWS::ApiGatewayV2::Integration")
     for name, integration in integrations.items():
@@ -80,7 +80,7 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
             "Fn::Sub": "'${GatewaySecret}'"
         }
     connect = integrations["ConnectIntegration"]["RequestParameters"]
-    for name in ("session_id", "last_seq", "token"):
+    for name in ("session_id", "last_seq", "epoch", "token"):
         assert connect[f"integration.request.querystring.{name}"] == (
             f"route.request.querystring.{name}"
         )

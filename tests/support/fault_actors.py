@@ -90,6 +90,8 @@ class Seen:
         default_factory=list
     )  # ("snapshot", {...}) / ("event", seq)
     closes: list[int | None] = field(default_factory=list)  # None: no close frame
+    connects: int = 0
+    errors: list[str] = field(default_factory=list)  # connects that failed, and why
 
 
 class Subscriber:
@@ -112,11 +114,12 @@ class Subscriber:
                 url += f"?last_seq={self._last_seq}&epoch={self._epoch}"
             try:
                 async with connect(url, open_timeout=10, close_timeout=2) as ws:
+                    self.seen.connects += 1
                     await self._read(ws)
             except ConnectionClosed as exc:
                 self.seen.closes.append(exc.rcvd.code if exc.rcvd else None)
-            except (OSError, InvalidHandshake, TimeoutError):
-                pass  # could not connect: try again, like a client with backoff
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                self.seen.errors.append(repr(exc))  # try again, like a client with backoff
             if not self.stop.is_set():
                 await asyncio.sleep(0.2)
 
