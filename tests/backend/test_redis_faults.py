@@ -195,6 +195,8 @@ FAULTS: dict[str, Fault] = {
     "shutdown-restart-no-persistence": restart_without_persistence,  # last: loses data
 }
 AWAY = {"shutdown-restart-aof", "kill-9", "sigstop-6s", "shutdown-restart-no-persistence"}
+# Faults that must have cost every process its pub/sub connection (proof the fault hit).
+LISTENER_LOST = AWAY | {"client-kill-pubsub", "pubsub-buffer-overflow"}
 
 
 # -- one cell --------------------------------------------------------------------------
@@ -320,6 +322,7 @@ async def test_redis_fault(fleet: Fleet, fault: str) -> None:
     gateway_cid = f"gw{n}="
     assert _gateway(fleet, gateway_cid, "CONNECT", session_id=rooms[0]) == 200
     assert _gateway(fleet, gateway_cid, "MESSAGE", '{"action": "ping"}') == 200
+    reconnects = await _listener_reconnects(fleet)
     agent = Agent(fleet.base_urls, rooms)
     prober = Prober(fleet.base_urls, _probes(records))
     cell = Cell(rooms, agent)
@@ -368,6 +371,9 @@ async def test_redis_fault(fleet: Fleet, fault: str) -> None:
         )
         _check_delivery(subscriber.seen.items, subscriber.room, agent, cell, fault)
     _check_delivery(gateway.seen(), rooms[0], agent, cell, fault)
+    if fault in LISTENER_LOST:
+        after = await _listener_reconnects(fleet)
+        assert all(b > a for a, b in zip(reconnects, after, strict=True)), (reconnects, after)
     for service in fleet.services:
         assert service.process is not None
         assert service.process.poll() is None, "no restart"
@@ -434,6 +440,16 @@ def _gateway_caught_up(seen: list[tuple[str, object]], room: str, agent: Agent, 
         elif isinstance(value, dict) and not value["recovered"]:
             reached = int(value["last_seq"])
     return target is None or reached >= target
+
+
+async def _listener_reconnects(fleet: Fleet) -> list[float]:
+    counts = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for base in fleet.base_urls:
+            text = (await http.get(f"{base}/metrics")).text
+            line = next(x for x in text.splitlines() if x.startswith("hub_listener_reconnects"))
+            counts.append(float(line.split()[-1]))
+    return counts
 
 
 async def _until(check: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
