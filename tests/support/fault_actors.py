@@ -86,9 +86,8 @@ class Agent:
 class Seen:
     """What one subscriber received: snapshots, events and closes, in order."""
 
-    items: list[tuple[str, Any]] = field(
-        default_factory=list
-    )  # ("snapshot", {...}) / ("event", seq)
+    # ("connect", None), ("snapshot", the snapshot message) or ("event", its seq)
+    items: list[tuple[str, Any]] = field(default_factory=list)
     closes: list[int | None] = field(default_factory=list)  # None: no close frame
     connects: int = 0
     errors: list[str] = field(default_factory=list)  # connects that failed, and why
@@ -115,6 +114,7 @@ class Subscriber:
             try:
                 async with connect(url, open_timeout=10, close_timeout=2) as ws:
                     self.seen.connects += 1
+                    self.seen.items.append(("connect", None))
                     await self._read(ws)
             except ConnectionClosed as exc:
                 self.seen.closes.append(exc.rcvd.code if exc.rcvd else None)
@@ -149,6 +149,8 @@ def check_order(seen: Seen) -> tuple[list[str], dict[str, set[int]]]:
     epoch = ""
     expected: int | None = None
     for kind, value in seen.items:
+        if kind == "connect":
+            continue
         if kind == "snapshot":
             epoch = value["epoch"]
             if not value["recovered"]:
