@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(300)]
 SECRET = "f" * 40
 PREFIX = "pb:"  # the service's default REDIS_PREFIX
 READY_WITHIN_S = 5.0
+LOSS_MARGIN_S = 1.0  # see _check_delivery
 START_TIMEOUT_S = 120.0  # importing the service takes long on a loaded 2-core machine
 _EVENT = {"agent": "a", "status": "running"}
 cells = itertools.count(1)
@@ -420,7 +421,9 @@ def _check_delivery(
     after = {a.seq for a in accepted if a.at > cell.lost_data_at}
     missing = after - covered.get(new_epoch, set())
     assert not missing, f"{room}: accepted in the new epoch, never received: {sorted(missing)}"
-    before = {a.seq for a in accepted if a.at <= cell.lost_data_at}
+    # Events accepted in the last moment before Redis lost everything may go with it (the
+    # pump had not posted them yet); the recovered: false snapshot tells the client so.
+    before = {a.seq for a in accepted if a.at <= cell.lost_data_at - LOSS_MARGIN_S}
     assert not before - old, f"{room}: lost before the fault: {sorted(before - old)[:10]}"
 
 
