@@ -319,7 +319,13 @@ async def test_redis_fault(fleet: Fleet, fault: str) -> None:
         "a ready fleet to start"
     )
     records = await _records(fleet, rooms[0])
-    subscribers = [Subscriber(service.ws_url, room) for service in fleet.services for room in rooms]
+    # Four WebSocket clients in two sessions on every process (issue 11's reproduction).
+    subscribers = [
+        Subscriber(service.ws_url, room)
+        for service in fleet.services
+        for room in rooms
+        for _ in range(2)
+    ]
     gateway_cid = f"gw{n}="
     assert _gateway(fleet, gateway_cid, "CONNECT", session_id=rooms[0]) == 200
     assert _gateway(fleet, gateway_cid, "MESSAGE", '{"action": "ping"}') == 200

@@ -129,7 +129,7 @@ class Listener:
     async def _listen(self, generation: int) -> None:
         backoff = 0.1
         while generation == self._generation:
-            self._step()
+            self.step()
             self._pubsub = self._client.pubsub()
             try:
                 async with asyncio.timeout(RESUBSCRIBE_TIMEOUT_S):
@@ -169,10 +169,7 @@ class Listener:
                 await pubsub.ping()
 
     def step(self) -> None:
-        """The bus reports progress during a long catch-up (one room at a time)."""
-        self._step()
-
-    def _step(self) -> None:
+        """Progress: a reconnect step, or (from the bus) one room of a long catch-up."""
         self._progress = time.monotonic()
 
     async def _close_pubsub(self) -> None:
