@@ -10,8 +10,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.app.deps import PrincipalDep, ServicesDep
+from backend.app.deps import PrincipalDep, ServicesDep, rate_limit
 from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
+from backend.app.rate_limits import LimitName
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -26,6 +27,9 @@ async def _bounded_body(request: Request) -> None:
 router = APIRouter(
     prefix="/api/interview", tags=["interview"], dependencies=[Depends(_bounded_body)]
 )
+
+StartLimit = Depends(rate_limit(LimitName.INTERVIEW_START))
+SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
 
 InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -72,7 +76,7 @@ async def interview_health(services: ServicesDep) -> dict[str, str]:
     }
 
 
-@router.post("/start", status_code=201)
+@router.post("/start", status_code=201, dependencies=[StartLimit])
 async def start(body: StartBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     return await services.interviews.start(principal, body.model_dump())
 
@@ -91,7 +95,7 @@ async def ice_servers(
     return await services.interviews.ice_server_list(principal, interview_id)
 
 
-@router.post("/{interview_id}/rtc/offer")
+@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit])
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -105,7 +109,7 @@ async def rtc_offer(
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/{interview_id}/rtc/restart")
+@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit])
 async def rtc_restart(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, str]:
@@ -114,7 +118,7 @@ async def rtc_restart(
     return {"sdp": sdp, "type": "offer"}
 
 
-@router.post("/{interview_id}/rtc/answer", status_code=204)
+@router.post("/{interview_id}/rtc/answer", status_code=204, dependencies=[SignalingLimit])
 async def rtc_answer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -127,7 +131,7 @@ async def rtc_answer(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/rtc/ice-candidate", status_code=204)
+@router.post("/{interview_id}/rtc/ice-candidate", status_code=204, dependencies=[SignalingLimit])
 async def rtc_candidate(
     interview_id: InterviewId,
     services: ServicesDep,

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/serve and scripts/test: install uv if missing, then the locked deps.
 # Not "$@": a sourced script sees its caller's arguments (pytest's, for scripts/test).
 # UV_SYNC_ARGS picks the groups (scripts/serve passes --no-dev).

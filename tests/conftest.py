@@ -20,6 +20,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backend.app.main import create_app
+from backend.app.services import Services
 from backend.app.settings import Settings, load_settings
 from tests.support.redis_server import RedisServer
 
@@ -87,9 +88,18 @@ def make_settings() -> Callable[..., Settings]:
 class RunningApp:
     """An app with its lifespan running and an httpx client bound to it."""
 
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, app: FastAPI, client: httpx.AsyncClient, state: dict[str, Any] | None = None
+    ) -> None:
         self.app = app
         self.client = client
+        self._state = state or {}
+
+    @property
+    def services(self) -> Services:
+        """The lifespan's services (API keys are created through them, say)."""
+        services: Services = self._state["services"]
+        return services
 
 
 @pytest.fixture
@@ -105,7 +115,7 @@ async def start_app() -> AsyncIterator[Callable[[Settings], Any]]:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
         clients.append(client)
-        return RunningApp(app, client)
+        return RunningApp(app, client, manager._state)
 
     yield start
     for client in clients:

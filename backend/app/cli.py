@@ -2,13 +2,19 @@
 
 pipeline-backend serve                 # HOST, PORT, WORKERS from the environment/.env
 pipeline-backend token --sub alice --role agent --ttl 3600
+pipeline-backend apikey create --name renderer --role agent   # shows the key once
+pipeline-backend apikey list
+pipeline-backend apikey revoke <id>
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import signal
 import sys
+from dataclasses import asdict
 
 from backend.app.auth import Role, mint_token
 from backend.app.settings import Settings, SettingsError, load_settings
@@ -66,7 +72,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
     token = args.token
-    if token is None and settings.auth_jwt_secret is not None:
+    if token is None and args.api_key is None and settings.auth_jwt_secret is not None:
         token = mint_token(
             settings.auth_jwt_secret.get_secret_value(),
             args.agent,
@@ -82,6 +88,8 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         "message": args.message,
     }
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if args.api_key:
+        headers = {"X-API-Key": args.api_key}
     url = f"{args.url.rstrip('/')}/api/sessions/{args.session_id}/events"
     try:
         response = httpx.post(url, json=body, headers=headers, timeout=10)
@@ -90,6 +98,50 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(response.text)
     return 0 if response.status_code == 202 else 1
+
+
+def _apikey(settings: Settings, args: argparse.Namespace) -> int:
+    if not settings.redis_url:
+        print(
+            "apikey: set REDIS_URL: keys live in the shared store, and without Redis each "
+            "service process has its own, which this command cannot reach",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_apikey_command(settings, args))
+
+
+async def _apikey_command(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.app.api_keys import ApiKeys
+    from backend.app.errors import DomainError
+    from backend.app.storage import open_store
+
+    store = open_store(settings.redis_url, prefix=settings.redis_prefix, max_connections=4)
+    keys = ApiKeys(store)
+    try:
+        if args.action == "create":
+            key, record = await keys.create(args.name, args.role)
+            print(f"id:   {record.id}\nname: {record.name}\nrole: {record.role.value}")
+            print(f"key:  {key}")
+            print("The key is shown only now; store it as a secret.", file=sys.stderr)
+        elif args.action == "list":
+            rows = [asdict(info) for info in await keys.list()]
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                header = ("id", "name", "role", "created_at", "last_used_at", "revoked_at")
+                print("\t".join(header))
+                for row in rows:
+                    print("\t".join(str(row[c] or "-") for c in header))
+        else:
+            record = await keys.revoke(args.id)
+            print(f"revoked {record.id} ({record.name}) at {record.revoked_at}")
+    except DomainError as exc:
+        print(f"apikey: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,7 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--message")
     publish.add_argument("--url", default="http://127.0.0.1:8000")
     publish.add_argument("--token", help="a bearer token (default: minted from AUTH_JWT_SECRET)")
+    publish.add_argument("--api-key", help="an API key instead of a token")
     publish.set_defaults(handler=_publish)
+
+    apikey = commands.add_parser("apikey", help="create, list or revoke API keys")
+    actions = apikey.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, shown once")
+    create.add_argument("--name", required=True, help="who uses it (the principal's name)")
+    create.add_argument("--role", choices=[r.value for r in Role], required=True)
+    listing = actions.add_parser("list", help="every key: name, role, created, last used")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    revoke = actions.add_parser("revoke", help="stops the key on every process within 5 s")
+    revoke.add_argument("id", help="the key's id (from create or list)")
+    apikey.set_defaults(handler=_apikey)
     return parser
 
 

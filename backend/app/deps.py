@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from backend.app.auth import Principal
+from backend.app.client_ip import client_ip, trusted_proxies
 from backend.app.errors import Forbidden
+from backend.app.rate_limits import LimitName
 from backend.app.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: HS256 or from the JWKS")
+_api_key = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key (pipeline-backend apikey create); also `Authorization: ApiKey <key>`",
+)
 
 
 async def get_services(connection: HTTPConnection) -> Services:
@@ -25,13 +33,23 @@ async def get_services(connection: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def _header_api_key(connection: HTTPConnection) -> str | None:
+    """``X-API-Key: <key>`` or ``Authorization: ApiKey <key>``."""
+    key = connection.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "apikey" and value.strip() else None
+
+
 async def get_principal(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
     token = credentials.credentials if credentials else None
-    principal = await services.tokens.verify(token)
+    principal = await services.auth.authenticate(token=token, api_key=_header_api_key(request))
     request.state.principal = principal
     return principal
 
@@ -43,13 +61,34 @@ async def require_privileged(principal: Annotated[Principal, Depends(get_princip
 
 
 async def websocket_principal(connection: HTTPConnection, services: ServicesDep) -> Principal:
-    """For WebSockets: ``?token=`` (browsers cannot set headers), else the header."""
+    """For WebSockets: ``?token=``/``?api_key=`` (browsers cannot set headers), else headers."""
+    api_key = connection.query_params.get("api_key") or _header_api_key(connection)
     token = connection.query_params.get("token")
     if not token:
         header = connection.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
-    return await services.tokens.verify(token)
+    return await services.auth.authenticate(token=token, api_key=api_key)
+
+
+def caller_ip(connection: HTTPConnection, services: Services) -> str | None:
+    """The client's address (X-Forwarded-For counts only from TRUSTED_PROXIES)."""
+    peer = connection.client.host if connection.client else None
+    trusted = trusted_proxies(services.settings.trusted_proxies)
+    return client_ip(peer, connection.headers.get("x-forwarded-for"), trusted)
+
+
+def rate_limit(name: LimitName) -> Callable[..., Awaitable[None]]:
+    """A route dependency: counts the request against ``name``'s limits, or 429."""
+
+    async def check(
+        request: Request,
+        services: ServicesDep,
+        principal: Annotated[Principal, Depends(get_principal)],
+    ) -> None:
+        await services.limiter.check(name, principal=principal, ip=caller_ip(request, services))
+
+    return check
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -2,6 +2,8 @@
 
 uvicorn's own loggers (and every other stdlib logger) are rendered by the same
 processor chain, so `journalctl -u pipeline-backend` and CloudWatch see one format.
+Every record is masked on its way out (:mod:`backend.app.redaction`): uvicorn logs
+``WebSocket /ws/S?token=...`` lines, and no token, key or secret may reach a log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import structlog
 import structlog.tracebacks
 
+from backend.app.redaction import RedactingFilter, redact_event, redact_rendered
 from backend.app.settings import LogFormat, Settings
 
 
@@ -50,10 +53,17 @@ def configure_logging(settings: Settings) -> None:
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
+            redact_event,
             renderer,
+            redact_rendered,
         ]
     else:
-        final = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        final = [
+            structlog.processors.format_exc_info,  # as text, so it is masked too
+            redact_event,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+            redact_rendered,
+        ]
 
     structlog.configure(
         processors=[
@@ -71,6 +81,7 @@ def configure_logging(settings: Settings) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
 
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -17,7 +17,7 @@ from backend.app.http_errors import install_error_handlers
 from backend.app.logs import configure_logging
 from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import gateway, health, me, sessions, ws
+from backend.app.routers import api_docs, gateway, health, me, sessions, ws
 from backend.app.services import build_services
 from backend.app.settings import Settings, SettingsError, load_settings
 from interview_service import router as interview_router
@@ -37,13 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Pipeline backend",
         version=settings.version,
         lifespan=lifespan,
-        docs_url="/api/docs",
-        openapi_url="/api/openapi.json",
+        # Served by routers.api_docs, at the root and under /api/.
+        docs_url=None,
+        openapi_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(api_docs.router)
     app.include_router(me.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.frontend_url,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-API-Key"],
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )

@@ -6,6 +6,8 @@ only its own traffic.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -40,6 +42,15 @@ class Metrics:
         self.http_in_flight = Gauge(
             "http_requests_in_flight", "HTTP requests being served", registry=self.registry
         )
+        self.asyncio_tasks = Gauge(
+            "process_asyncio_tasks",
+            "asyncio tasks alive in the service's event loop (a leak shows as growth)",
+            registry=self.registry,
+        )
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count ``loop``'s tasks whenever the metrics are read (the lifespan calls this)."""
+        self.asyncio_tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,6 +6,7 @@ global, so every app built (tests build many) has its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from backend.app.api_keys import ApiKeys
 from backend.app.auth import TokenVerifier
+from backend.app.authenticator import Authenticator
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
@@ -21,6 +24,7 @@ from backend.app.hub.component import open_hub
 from backend.app.hub.hub import Hub
 from backend.app.hub.sessions import Sessions
 from backend.app.metrics import Metrics
+from backend.app.rate_limits import RateLimiter, open_rate_limiter
 from backend.app.settings import Settings
 from backend.app.storage import Store, open_store
 from interview_service.service import InterviewService, open_interviews
@@ -36,6 +40,9 @@ class Services:
     store: Store
     http: httpx.AsyncClient
     tokens: TokenVerifier
+    api_keys: ApiKeys
+    auth: Authenticator
+    limiter: RateLimiter
     hub: Hub
     sessions: Sessions
     interviews: InterviewService
@@ -45,6 +52,7 @@ class Services:
 @contextlib.asynccontextmanager
 async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     """Open every shared client; close each of them, in reverse order, on the way out."""
+    metrics.watch_loop(asyncio.get_running_loop())
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
@@ -60,8 +68,11 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             health.register(store.name, store.ping)
         hub, sessions = await stack.enter_async_context(open_hub(settings, store, metrics, health))
         tokens = TokenVerifier(settings, http)
+        api_keys = ApiKeys(store)
+        auth = Authenticator(tokens, api_keys)
+        limiter = await stack.enter_async_context(open_rate_limiter(settings, store, metrics))
         gateway = await stack.enter_async_context(
-            open_gateway(settings, store, tokens, metrics, hub=hub)
+            open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
         interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
         services = Services(
@@ -71,6 +82,9 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             store=store,
             http=http,
             tokens=tokens,
+            api_keys=api_keys,
+            auth=auth,
+            limiter=limiter,
             hub=hub,
             sessions=sessions,
             interviews=interviews,

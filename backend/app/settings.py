@@ -133,6 +133,24 @@ class Settings(BaseSettings):
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     ws_ping_timeout_s: float = Field(default=20.0, gt=0)
 
+    # Rate limits (CONTRACT §6, docs/reliability.md): the limits library's notation
+    # ("30/minute", several joined by ";"), a moving window each. Per principal (user or
+    # key) and, the _PER_IP ones, per client address; frames per connection.
+    rate_limits_enabled: bool = True
+    rate_limit_session_create: str = "30/minute"
+    rate_limit_session_create_per_ip: str = "120/minute"
+    rate_limit_event_publish: str = "100/second"  # agents and services only publish
+    rate_limit_event_publish_per_ip: str = "500/second"
+    rate_limit_interview_start: str = "10/minute"
+    rate_limit_interview_start_per_ip: str = "60/minute"
+    rate_limit_signaling: str = "300/minute"
+    rate_limit_signaling_per_ip: str = "1200/minute"
+    rate_limit_ws_connect: str = "60/minute"
+    rate_limit_ws_connect_per_ip: str = "300/minute"
+    rate_limit_ws_frame: str = "20/second"
+    # Refused frames within a minute before the connection is closed with 1008.
+    rate_limit_ws_frame_strikes: int = Field(default=20, ge=1, le=10_000)
+
     shutdown_grace_s: float = Field(default=20.0, gt=0, le=600)
     ready_check_timeout_s: float = Field(default=2.0, gt=0, le=30)
 
@@ -196,6 +214,34 @@ class Settings(BaseSettings):
         if self.turn_server and not (self.turn_secret and self.turn_secret.get_secret_value()):
             raise ValueError("TURN_SECRET is required when TURN_SERVER is set")
         return self
+
+    @field_validator(
+        "rate_limit_session_create",
+        "rate_limit_session_create_per_ip",
+        "rate_limit_event_publish",
+        "rate_limit_event_publish_per_ip",
+        "rate_limit_interview_start",
+        "rate_limit_interview_start_per_ip",
+        "rate_limit_signaling",
+        "rate_limit_signaling_per_ip",
+        "rate_limit_ws_connect",
+        "rate_limit_ws_connect_per_ip",
+        "rate_limit_ws_frame",
+    )
+    @classmethod
+    def _rate_limit(cls, spec: str) -> str:
+        from limits import parse_many
+
+        try:
+            items = parse_many(spec)
+        except ValueError:
+            items = []
+        if not items or any(item.amount < 1 for item in items):
+            raise ValueError(
+                f"{spec!r} is not a rate limit: write e.g. 30/minute or 5/second;100/hour "
+                "(RATE_LIMITS_ENABLED=false turns them all off)"
+            )
+        return spec
 
     @field_validator("log_level")
     @classmethod

@@ -32,6 +32,23 @@ async def test_cors_preflight_allows_a_listed_origin_with_credentials(
     assert "authorization" in response.headers["access-control-allow-headers"].lower()
 
 
+async def test_cors_preflight_lets_a_browser_send_an_api_key(
+    start_app: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    """The TypeScript client sends X-API-Key when given a key (CONTRACT §5)."""
+    running = await start_app(make_settings(frontend_url=ALLOWED))
+    response = await running.client.options(
+        "/api/sessions/render-1/events",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "x-api-key" in response.headers["access-control-allow-headers"].lower()
+
+
 async def test_cors_preflight_refuses_an_unlisted_origin(
     start_app: Callable[[Settings], Any], make_settings: Callable[..., Settings]
 ) -> None:
@@ -95,3 +112,18 @@ async def test_unhandled_errors_and_domain_errors_are_enveloped(
     body = invalid.json()["error"]
     assert body["code"] == "validation_error"
     assert body["details"][0]["field"] == "path.n"
+
+
+async def test_openapi_and_docs_answer_at_the_root_and_under_api(
+    client: httpx.AsyncClient,
+) -> None:
+    root = await client.get("/openapi.json")
+    behind_gateway = await client.get("/api/openapi.json")
+    assert root.status_code == behind_gateway.status_code == 200
+    assert root.json() == behind_gateway.json()
+    assert "/api/sessions" in root.json()["paths"]
+    for page, document in (("/docs", "/openapi.json"), ("/api/docs", "/api/openapi.json")):
+        response = await client.get(page)
+        assert response.status_code == 200
+        # Each page loads the document from its own prefix (the /api/ one behind a gateway).
+        assert f"'{document}'" in response.text

@@ -8,6 +8,7 @@ whichever address it believed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,14 @@ def _get(service: CliService, path: str, headers: dict[str, str]) -> None:
 
 
 def _request_log(service: CliService, path: str) -> list[dict[str, Any]]:
-    return [r for r in service.records("request") if r.get("path") == path]
+    # The request line is written once the response has gone out, so the client can get
+    # its answer a moment before the line reaches the log file (seen on a loaded machine).
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [r for r in service.records("request") if r.get("path") == path]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
 
 
 @pytest.mark.slow

@@ -64,7 +64,8 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
     routes = {r["RouteKey"]: r for r in _resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert set(routes) == {"$connect", "$disconnect", "$default"}
     assert set(routes["$connect"]["RequestParameters"]) == {
-        f"route.request.querystring.{name}" for name in ("session_id", "last_seq", "epoch", "token")
+        f"route.request.querystring.{name}"
+        for name in ("session_id", "last_seq", "epoch", "token", "api_key")
     }
     integrations = _resources(template, "AWS::ApiGatewayV2::Integration")
     for name, integration in integrations.items():
@@ -80,10 +81,11 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
             "Fn::Sub": "'${GatewaySecret}'"
         }
     connect = integrations["ConnectIntegration"]["RequestParameters"]
-    for name in ("session_id", "last_seq", "epoch", "token"):
+    for name in ("session_id", "last_seq", "epoch", "token", "api_key"):
         assert connect[f"integration.request.querystring.{name}"] == (
             f"route.request.querystring.{name}"
         )
+    assert connect["integration.request.header.X-Forwarded-For"] == "context.identity.sourceIp"
 
 
 def test_stages_carry_the_seed_throttle_limits_and_access_logs() -> None:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from backend.app.main import create_app
+from backend.app.services import Services
 from backend.app.settings import Settings
 from tests.support.ports import free_port
 
@@ -36,6 +37,12 @@ class LiveServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def services(self) -> Services:
+        """The lifespan's services, once the server has started."""
+        services: Services = self.server.lifespan.state["services"]
+        return services
 
 
 @contextlib.asynccontextmanager

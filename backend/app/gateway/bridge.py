@@ -21,11 +21,13 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.auth import Principal, TokenVerifier
+from backend.app.auth import Principal
+from backend.app.authenticator import Authenticator
 from backend.app.errors import Forbidden, InvalidInput, NotFound
 from backend.app.gateway.apigw_sender import ApiGatewaySender
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.app.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
+from backend.app.rate_limits import FrameVerdict, LimitName, RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -120,21 +122,29 @@ class GatewayBridge:
         secret: SharedSecret,
         registry: ConnectionRegistry,
         sender: ApiGatewaySender,
-        tokens: TokenVerifier,
+        auth: Authenticator,
         access: RoomAccess,
         frames: FrameHandler,
         on_join: Callable[[], None] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.secret = secret
+        self._limiter = limiter
         self.registry = registry
         self._sender = sender
-        self._tokens = tokens
+        self._auth = auth
         self._access = access
         self._frames = frames
         self._on_join = on_join
 
-    async def connect(self, connection_id: str, query: Mapping[str, str]) -> GatewayConnection:
-        """Admit a client (nothing is posted now: API Gateway has not finished its handshake)."""
+    async def connect(
+        self, connection_id: str, query: Mapping[str, str], *, ip: str | None = None
+    ) -> GatewayConnection:
+        """Admit a client (nothing is posted now: API Gateway has not finished its handshake).
+
+        ``ip`` is the client's address when API Gateway passed it on (X-Forwarded-For);
+        otherwise every client would share the gateway's own address and its limit.
+        """
         session_id = query.get("session_id") or None
         if session_id is not None and not SESSION_ID.fullmatch(session_id):
             raise InvalidInput(
@@ -144,7 +154,11 @@ class GatewayBridge:
         epoch = query.get("epoch") or None
         if epoch is not None and not SESSION_ID.fullmatch(epoch):
             raise InvalidInput("epoch is the one a snapshot gave", code="invalid_epoch")
-        principal = await self._tokens.verify(query.get("token") or None)
+        principal = await self._auth.authenticate(
+            token=query.get("token") or None, api_key=query.get("api_key") or None
+        )
+        if self._limiter is not None:
+            await self._limiter.check(LimitName.WS_CONNECT, principal=principal, ip=ip)
         if session_id is not None:
             await self._access.check(principal, session_id)
         record = GatewayConnection(
@@ -169,6 +183,8 @@ class GatewayBridge:
             await self._sender.disconnect(connection_id)
             raise NotFound("no such API Gateway connection", code="unknown_connection")
         transport = ApiGatewayTransport(connection_id, self._sender)
+        if not await self._frame_allowed(connection_id, transport):
+            return
         client = GatewayClient(record, transport, self.registry, self._on_join)
         try:
             if await self.registry.claim_greeting(record):  # once, whichever process
@@ -178,6 +194,22 @@ class GatewayBridge:
             log.info("apigw_client_gone", connection_id=connection_id)
         except DeliveryDeferred:
             log.warning("apigw_reply_deferred", connection_id=connection_id)
+
+    async def _frame_allowed(self, connection_id: str, transport: ApiGatewayTransport) -> bool:
+        """The frame rate limit: an error reply when over it, the connection deleted when
+        the client keeps sending (1008 natively; API Gateway cannot send a close code)."""
+        if self._limiter is None:
+            return True
+        verdict = await self._limiter.gateway_frame(connection_id)
+        if verdict is FrameVerdict.ACCEPT:
+            return True
+        error = {"type": "error", "code": "rate_limited", "message": "too many frames: slow down"}
+        with contextlib.suppress(TransportClosed, DeliveryDeferred):
+            await transport.send_text(json.dumps(error))
+        if verdict is FrameVerdict.CLOSE:
+            log.info("apigw_rate_limited_close", connection_id=connection_id)
+            await transport.close(1008, "rate_limited")
+        return False
 
     async def oversized(self, connection_id: str, size: int, limit: int) -> None:
         """A frame over the limit: tell the client, then close it (1009 natively)."""

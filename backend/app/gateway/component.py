@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import structlog
 from prometheus_client import Counter
 
-from backend.app.auth import TokenVerifier
+from backend.app.authenticator import Authenticator
 from backend.app.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
 from backend.app.gateway.bridge import GatewayBridge, SharedSecret
 from backend.app.gateway.fanout import Fanout, RoomFeed
@@ -24,6 +24,7 @@ from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import ConnectionRegistry
 from backend.app.hub.hub import Hub
 from backend.app.metrics import Metrics
+from backend.app.rate_limits import RateLimiter
 from backend.app.settings import Settings
 from backend.app.storage import Store
 
@@ -34,11 +35,12 @@ log = structlog.get_logger(__name__)
 async def open_gateway(
     settings: Settings,
     store: Store,
-    tokens: TokenVerifier,
+    auth: Authenticator,
     metrics: Metrics | None = None,
     *,
     hub: Hub,
     feed: RoomFeed | None = None,
+    limiter: RateLimiter | None = None,
 ) -> AsyncIterator[GatewayBridge | None]:
     """The bridge over the status hub: its protocol core answers frames, its bus feeds the
     fan-out (``feed`` overrides that for tests), its sessions decide who follows what."""
@@ -66,10 +68,11 @@ async def open_gateway(
         secret=SharedSecret(settings.apigw_shared_secret.get_secret_value()),
         registry=registry,
         sender=sender,
-        tokens=tokens,
+        auth=auth,
         access=hub.access,
         frames=HubFrames(hub),
         on_join=fanout.wake,
+        limiter=limiter,
     )
     tasks = [
         asyncio.create_task(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from backend.app.deps import ServicesDep
+from backend.app.deps import ServicesDep, caller_ip
 from backend.app.errors import NotFound
 from backend.app.gateway.bridge import EventType, parse_event
 
@@ -34,7 +34,11 @@ async def gateway_event(request: Request, services: ServicesDep) -> Response:
         request.headers.get("connectionid"), request.headers.get("eventtype")
     )
     if event is EventType.CONNECT:
-        await bridge.connect(connection_id, request.query_params)
+        # Per-IP limits only when API Gateway passed the client's address on: its own
+        # address is every client's peer address.
+        forwarded = "x-forwarded-for" in request.headers
+        ip = caller_ip(request, services) if forwarded else None
+        await bridge.connect(connection_id, request.query_params, ip=ip)
     elif event is EventType.MESSAGE:
         frame, size = await _read_frame(request)
         if frame is None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep
+from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
 from backend.app.errors import NotFound
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
 from backend.app.hub.views import session_view
+from backend.app.rate_limits import LimitName
 
 router = APIRouter(prefix="/api", tags=["sessions"])
 
@@ -33,7 +34,9 @@ class NewEvent(BaseModel):
     data: dict[str, Any] | None = None
 
 
-@router.post("/sessions", status_code=201)
+@router.post(
+    "/sessions", status_code=201, dependencies=[Depends(rate_limit(LimitName.SESSION_CREATE))]
+)
 async def create_session(
     body: NewSession, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -72,7 +75,11 @@ async def list_events(
     }
 
 
-@router.post("/sessions/{session_id}/events", status_code=202)
+@router.post(
+    "/sessions/{session_id}/events",
+    status_code=202,
+    dependencies=[Depends(rate_limit(LimitName.EVENT_PUBLISH))],
+)
 async def publish_event(
     session_id: str, body: NewEvent, _: PrivilegedDep, services: ServicesDep
 ) -> dict[str, int]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from backend.app.auth import Principal
-from backend.app.deps import get_services, websocket_principal
+from backend.app.deps import caller_ip, get_services, websocket_principal
 from backend.app.errors import (
     DomainError,
     Forbidden,
@@ -19,6 +19,7 @@ from backend.app.errors import (
     Unauthorized,
     Unavailable,
 )
+from backend.app.hub import protocol
 from backend.app.hub.connection import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_BIG,
@@ -27,6 +28,7 @@ from backend.app.hub.connection import (
 )
 from backend.app.hub.events import valid_session_id
 from backend.app.hub.hub import Hub
+from backend.app.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
 
 router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 CLOSE_TIMEOUT_S = 60.0
 CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_POLICY = 1008  # over a rate limit
 
 
 class WebSocketTransport:
@@ -65,9 +68,15 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
     try:
         principal = await websocket_principal(websocket, services)
         last_seq = _last_seq(params.get("last_seq"))
+        await services.limiter.check(
+            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, services)
+        )
         if session_id is not None:
             valid_session_id(session_id)
             await hub.check_access(principal, session_id)
+    except RateLimited as exc:
+        await transport.close(CLOSE_POLICY, f"rate_limited: retry in {exc.retry_after_s} s")
+        return
     except Unauthorized as exc:
         await transport.close(CLOSE_UNAUTHORIZED, exc.message[:120])
         return
@@ -88,7 +97,7 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         session_id,
         last_seq,
         params.get("epoch"),
-        services.settings.ws_max_frame_bytes,
+        _Reader(services.settings.ws_max_frame_bytes, services.limiter),
     )
 
 
@@ -100,12 +109,12 @@ async def _serve(
     session_id: str | None,
     last_seq: int | None,
     epoch: str | None,
-    max_frame: int,
+    reader: _Reader,
 ) -> None:
     conn = hub.open(principal, transport)
     structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
     tasks = [
-        asyncio.create_task(_read(websocket, hub, conn, max_frame), name=f"ws-read-{conn.id}"),
+        asyncio.create_task(reader.run(websocket, hub, conn), name=f"ws-read-{conn.id}"),
         asyncio.create_task(hub.pump(conn), name=f"ws-write-{conn.id}"),
         asyncio.create_task(conn.closing.wait(), name=f"ws-closing-{conn.id}"),
     ]
@@ -140,18 +149,39 @@ def _fail(conn: Connection, error: BaseException) -> None:
         conn.fail(CLOSE_INTERNAL_ERROR, "internal error: resume with last_seq")
 
 
-async def _read(websocket: WebSocket, hub: Hub, conn: Connection, max_frame: int) -> None:
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("text")
-        if data is None:
-            data = message.get("bytes") or b""
-        if len(data) > max_frame:
-            conn.fail(CLOSE_TOO_BIG, f"frames are at most {max_frame} bytes")
-            return
-        await hub.handle_frame(conn, data)
+class _Reader:
+    """A connection's reader: size limit, frame rate limit, then the protocol core."""
+
+    def __init__(self, max_frame: int, limiter: RateLimiter) -> None:
+        self.max_frame = max_frame
+        self.limiter = limiter
+        self.window = limiter.frame_window()
+
+    async def run(self, websocket: WebSocket, hub: Hub, conn: Connection) -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            if len(data) > self.max_frame:
+                conn.fail(CLOSE_TOO_BIG, f"frames are at most {self.max_frame} bytes")
+                return
+            verdict = self.window.hit()
+            if verdict is FrameVerdict.ACCEPT:
+                await hub.handle_frame(conn, data)
+                continue
+            self.limiter.count_frame_refusal()
+            conn.offer(protocol.dumps(RATE_LIMITED_FRAME))
+            if verdict is FrameVerdict.CLOSE:
+                conn.fail(CLOSE_POLICY, "rate_limited: too many frames")
+                return
+
+
+RATE_LIMITED_FRAME = protocol.error(
+    "rate_limited", "too many frames: slow down (RATE_LIMIT_WS_FRAME)"
+)
 
 
 def _last_seq(raw: str | None) -> int | None:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from backend.app.auth import Role, mint_token
+from backend.app.services import Services
 from backend.app.settings import Settings, SettingsError
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
@@ -27,8 +28,9 @@ def _headers(cid: str, event: str, secret: str | None = SECRET) -> dict[str, str
 class Gateway:
     """Plays API Gateway's part: the integration requests it would make."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
         self.client = client
+        self.services = services
 
     async def connect(self, cid: str, secret: str | None = SECRET, **query: str) -> httpx.Response:
         return await self.client.post("/ws", params=query, headers=_headers(cid, "CONNECT", secret))
@@ -61,7 +63,7 @@ async def gateway(
         **store,
     )
     running = await start_app(settings)
-    return Gateway(running.client)
+    return Gateway(running.client, running.services)
 
 
 def _token(sub: str = "alice", role: Role = Role.USER) -> str:
@@ -109,6 +111,7 @@ async def test_forged_requests_are_refused_and_change_nothing(
             "invalid_signature",
         ),
         ({"token": mint_token(JWT_SECRET, "alice", Role.USER, ttl_s=-120)}, "token_expired"),
+        ({"api_key": "pbk_" + "D" * 43}, "invalid_api_key"),
     ],
 )
 async def test_connect_with_a_bad_token_is_refused(
@@ -136,8 +139,9 @@ async def test_connect_with_bad_parameters_is_refused(
 async def test_connect_posts_nothing_then_first_frame_greets(
     gateway: Gateway, moto_connections: MotoConnections
 ) -> None:
-    agent = _token("renderer", Role.AGENT)  # sessions nobody created: agents only
-    response = await gateway.connect("c3=", session_id="sess-1", last_seq="4", token=agent)
+    # Sessions nobody created: agents only; an agent connects with its API key.
+    agent, _ = await gateway.services.api_keys.create("renderer", Role.AGENT)
+    response = await gateway.connect("c3=", session_id="sess-1", last_seq="4", api_key=agent)
     assert response.status_code == 200
     assert moto_connections.raw("c3=") == b""  # API Gateway has not finished its handshake
 

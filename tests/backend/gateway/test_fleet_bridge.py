@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app.api_keys import ApiKeys
 from backend.app.auth import Principal, Role, TokenVerifier, mint_token
+from backend.app.authenticator import Authenticator
 from backend.app.errors import Forbidden
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
@@ -60,9 +62,9 @@ async def fleet(
             hub, owners = await stack.enter_async_context(
                 open_hub(settings, store, metrics, HealthChecks())
             )
-            tokens = TokenVerifier(settings, http)
+            auth = Authenticator(TokenVerifier(settings, http), ApiKeys(store))
             bridge = await stack.enter_async_context(
-                open_gateway(settings, store, tokens, metrics, hub=hub)
+                open_gateway(settings, store, auth, metrics, hub=hub)
             )
             assert bridge is not None
             bridges.append(bridge)

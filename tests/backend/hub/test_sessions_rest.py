@@ -20,13 +20,20 @@ def bearer(sub: str, role: Role = Role.USER) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(JWT_SECRET, sub, role)}"}
 
 
-ALICE, BOB, AGENT = bearer("alice"), bearer("bob"), bearer("renderer", Role.AGENT)
+ALICE, BOB = bearer("alice"), bearer("bob")
 
 
 @pytest.fixture
 async def secured(hub_settings: Callable[..., Settings]) -> AsyncIterator[LiveServer]:
     async with live_server(hub_settings(auth_jwt_secret=JWT_SECRET)) as live:
         yield live
+
+
+@pytest.fixture
+async def agent(secured: LiveServer) -> dict[str, str]:
+    """Agents use API keys (CONTRACT §5); a JWT with the agent role works the same."""
+    key, _ = await secured.services.api_keys.create("renderer", Role.AGENT)
+    return {"X-API-Key": key}
 
 
 @pytest.fixture
@@ -44,20 +51,22 @@ async def _create(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     return created
 
 
-async def test_a_session_is_created_owned_and_reported(api: httpx.AsyncClient) -> None:
+async def test_a_session_is_created_owned_and_reported(
+    api: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
     created = await _create(api, style="noir")
     sid = created["session_id"]
     assert created["status"] == "created"
     assert created["options"] == {"style": "noir"}
     assert created["owner"] == "alice"
     assert created["last_seq"] == 0
-    await publish(api, sid, 1, agent="script_writer", headers=AGENT)
+    await publish(api, sid, 1, agent="script_writer", headers=agent)
     await publish(
         api,
         sid,
         1,
         agent="renderer",
-        headers=AGENT,
+        headers=agent,
         data={"video_url": "https://cdn.example/v.mp4"},
     )
     for path in (f"/api/sessions/{sid}", f"/api/get-video-session/{sid}"):
@@ -71,15 +80,19 @@ async def test_a_session_is_created_owned_and_reported(api: httpx.AsyncClient) -
         assert view["updated_at"]
 
 
-async def test_only_the_owner_and_agents_read_a_session(api: httpx.AsyncClient) -> None:
+async def test_only_the_owner_and_agents_read_a_session(
+    api: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
     sid = (await _create(api))["session_id"]
     assert (await api.get(f"/api/sessions/{sid}", headers=BOB)).status_code == 403
     assert (await api.get(f"/api/sessions/{sid}")).status_code == 401
-    assert (await api.get(f"/api/sessions/{sid}", headers=AGENT)).status_code == 200
+    assert (await api.get(f"/api/sessions/{sid}", headers=agent)).status_code == 200
     assert (await api.get("/api/sessions/nobody-made-this", headers=ALICE)).status_code == 404
 
 
-async def test_only_agents_and_services_publish(api: httpx.AsyncClient) -> None:
+async def test_only_agents_and_services_publish(
+    api: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
     sid = (await _create(api))["session_id"]
     denied = await api.post(
         f"/api/sessions/{sid}/events", json={"agent": "x", "status": "running"}, headers=ALICE
@@ -87,15 +100,22 @@ async def test_only_agents_and_services_publish(api: httpx.AsyncClient) -> None:
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "forbidden_role"
     accepted = await api.post(
-        f"/api/sessions/{sid}/events", json={"agent": "x", "status": "running"}, headers=AGENT
+        f"/api/sessions/{sid}/events", json={"agent": "x", "status": "running"}, headers=agent
     )
     assert accepted.status_code == 202
     assert accepted.json() == {"seq": 1}
+    agent_jwt = bearer("renderer", Role.AGENT)  # tokens with the agent role publish too
+    by_token = await api.post(
+        f"/api/sessions/{sid}/events", json={"agent": "x", "status": "info"}, headers=agent_jwt
+    )
+    assert by_token.json() == {"seq": 2}
 
 
-async def test_events_page_for_polling_clients(api: httpx.AsyncClient) -> None:
+async def test_events_page_for_polling_clients(
+    api: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
     sid = (await _create(api))["session_id"]
-    await publish(api, sid, 7, headers=AGENT)
+    await publish(api, sid, 7, headers=agent)
     page = (await api.get(f"/api/sessions/{sid}/events?after=2&limit=3", headers=ALICE)).json()
     assert [e["seq"] for e in page["events"]] == [3, 4, 5]
     assert page["last_seq"] == 7
@@ -103,12 +123,14 @@ async def test_events_page_for_polling_clients(api: httpx.AsyncClient) -> None:
     assert bad.status_code == 422
 
 
-async def test_cancel_ends_running_agents_as_cancelled(api: httpx.AsyncClient) -> None:
+async def test_cancel_ends_running_agents_as_cancelled(
+    api: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
     sid = (await _create(api))["session_id"]
-    await publish(api, sid, 1, agent="renderer", headers=AGENT)
+    await publish(api, sid, 1, agent="renderer", headers=agent)
     await api.post(
         f"/api/sessions/{sid}/events",
-        headers=AGENT,
+        headers=agent,
         json={"agent": "script_writer", "status": "completed", "progress": 1.0},
     )
     view = (await api.post(f"/api/sessions/{sid}/cancel", headers=ALICE)).json()

@@ -1,0 +1,2 @@
+export const GENERATED: URL;
+export function renderTypes(schema: object): Promise<string>;

@@ -1,0 +1,21 @@
+// Renders the service's OpenAPI document as TypeScript (openapi-typescript), the one
+// way both `npm run generate` and the schema drift test produce src/generated/openapi.ts.
+import openapiTS, { astToString } from "openapi-typescript";
+
+export const GENERATED = new URL("../src/generated/openapi.ts", import.meta.url);
+
+const HEADER = `/**
+ * Generated from the service's OpenAPI document by openapi-typescript.
+ * Do not edit: run \`npm run generate\` (see README.md, "Regenerating the types").
+ */
+
+`;
+
+/** @param {object} schema the OpenAPI document as parsed JSON */
+export async function renderTypes(schema) {
+  const ast = await openapiTS(structuredClone(schema), {
+    alphabetize: true,
+    exportType: true,
+  });
+  return HEADER + astToString(ast);
+}

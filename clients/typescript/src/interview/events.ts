@@ -1,0 +1,70 @@
+/** What the interview's `events` data channel carries (docs/interview.md), and its REST shapes. */
+
+export type InterviewStatus = "created" | "connecting" | "active" | "ended" | "failed" | "expired";
+
+export interface TranscriptItem {
+  id?: string;
+  role: "candidate" | "interviewer";
+  text: string;
+  /** ISO 8601 UTC */
+  start?: string | null;
+  end?: string | null;
+  interrupted?: boolean;
+  final?: boolean;
+}
+
+export type InterviewEvent =
+  | { type: "state"; status: InterviewStatus; reason?: string | null }
+  | { type: "transcript"; item: TranscriptItem }
+  | { type: "heartbeat"; ts: number }
+  | { type: "pong"; ts: number }
+  | { type: "question"; index: number }
+  | { type: "barge_in"; dropped_ms: number }
+  | { type: "turn_metrics"; metrics: Record<string, number | null> }
+  | { type: "interviewer"; [key: string]: unknown }
+  | { type: "interview_complete" }
+  | { type: "error"; code?: string; stage?: string; message?: string };
+
+export interface IceServer {
+  urls: string[] | string;
+  username?: string;
+  credential?: string;
+}
+
+export interface StartInterview {
+  user_id: string;
+  role?: string;
+  job_description?: string;
+  questions?: string[];
+  rubric?: { name: string; description: string; scale?: number }[];
+  language?: string;
+  max_duration_s?: number;
+  webhook_url?: string;
+  record?: boolean;
+}
+
+export interface InterviewStarted {
+  session_id: string;
+  status: InterviewStatus;
+  ice_servers: IceServer[];
+  expires_at: string;
+}
+
+export interface InterviewFinal {
+  session_id: string;
+  status: InterviewStatus;
+  end_reason?: string | null;
+  [key: string]: unknown;
+}
+
+export interface InterviewResults {
+  session_id: string;
+  status: InterviewStatus;
+  transcript: (TranscriptItem & { start: string | null; end: string | null })[];
+  summary: string | null;
+  scores: { criterion: string; score: number; max?: number; evidence: string[] }[] | null;
+  metrics: Record<string, unknown>;
+  evaluation?: "pending" | "ready" | "failed" | "none";
+  recording_url?: string | null;
+  [key: string]: unknown;
+}
