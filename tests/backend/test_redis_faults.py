@@ -45,6 +45,11 @@ SECRET = "f" * 40
 PREFIX = "pb:"  # the service's default REDIS_PREFIX
 READY_WITHIN_S = 5.0
 LOSS_MARGIN_S = 1.0  # see _check_delivery
+RATE_LIMITED = [
+    f"{what}{per}"
+    for what in ("SESSION_CREATE", "EVENT_PUBLISH", "INTERVIEW_START", "WS_CONNECT")
+    for per in ("", "_PER_IP")
+]
 START_TIMEOUT_S = 120.0  # importing the service takes long on a loaded 2-core machine
 _EVENT = {"agent": "a", "status": "running"}
 cells = itertools.count(1)
@@ -82,6 +87,10 @@ def fleet(
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "LOG_LEVEL": "INFO",
+        # The rate limiter stays on (it is a Redis user too: every publish, session
+        # create, interview start and WebSocket connect consults it, and it must fail
+        # open), with ceilings this traffic never reaches.
+        **{f"RATE_LIMIT_{name}": "100000/minute" for name in RATE_LIMITED},
     }
     services = [ServiceProcess(env) for _ in range(request.param)]
     try:
