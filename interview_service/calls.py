@@ -18,7 +18,7 @@ from typing import Any
 import av
 import structlog
 
-from backend.app.errors import Conflict
+from backend.app.errors import Conflict, InvalidInput
 from interview_service.media import Conversation
 from interview_service.peer import Peer, PeerOptions
 from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
@@ -123,7 +123,10 @@ class Call:
     async def _flush_candidates(self, peer: Peer) -> None:
         pending, self._pending = self._pending, []
         for candidate in pending:
-            await peer.add_candidate(candidate)
+            try:
+                await peer.add_candidate(candidate)
+            except InvalidInput:  # its request was answered long ago; the call goes on
+                log.info("buffered_candidate_refused", interview_id=self.id)
 
     async def _replace_peer(self) -> Peer:
         old, self.peer = self.peer, None

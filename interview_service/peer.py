@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from aiortc.sdp import candidate_from_sdp
 
 from backend.app.errors import InvalidInput, UpstreamFailed
 from interview_service.media import AudioSource
+from interview_service.sdp_shape import InvalidSdp, check_sdp, is_candidate
 
 log = structlog.get_logger(__name__)
 
@@ -77,13 +78,38 @@ def parse_candidate(raw: Mapping[str, Any]) -> Any:
         index is not None and (not isinstance(index, int) or isinstance(index, bool))
     ):
         raise InvalidInput("sdpMid is a string, sdpMLineIndex an integer", code="invalid_candidate")
+    text = text.removeprefix("a=").removeprefix("candidate:")
+    if not is_candidate(text):
+        raise InvalidInput(
+            "candidate is 'candidate:<foundation> <component> <udp|tcp> <priority> <address> "
+            "<port> typ <host|srflx|prflx|relay> ...'",
+            code="invalid_candidate",
+        )
     try:
-        candidate = candidate_from_sdp(text.removeprefix("a=").removeprefix("candidate:"))
-    except (ValueError, IndexError, AssertionError) as exc:
-        raise InvalidInput(f"unparseable candidate: {exc}", code="invalid_candidate") from None
+        candidate = candidate_from_sdp(text)
+    except Exception as exc:
+        log.info("candidate_refused", error=repr(exc)[:300])
+        raise InvalidInput("unparseable candidate", code="invalid_candidate") from None
     candidate.sdpMid = mid
     candidate.sdpMLineIndex = index
     return candidate
+
+
+@contextlib.contextmanager
+def _refused_sdp(kind: str) -> Iterator[None]:
+    """Whatever aiortc raises on a remote description is the client's bad SDP: a 400.
+
+    aiortc fails with ValueError, KeyError, AssertionError, AttributeError,
+    StopIteration's RuntimeError, InvalidStateError, OperationError...; its words stay
+    in the log.
+    """
+    try:
+        yield
+    except InvalidInput:
+        raise
+    except Exception as exc:
+        log.info("sdp_refused", kind=kind, error=repr(exc)[:300])
+        raise InvalidSdp(f"the {kind} was refused by the WebRTC stack") from None
 
 
 def _without_empty_end_of_candidates(sdp: str) -> str:
@@ -153,16 +179,16 @@ class Peer:
     async def answer(self, offer_sdp: str) -> str:
         """The answer to a browser's offer, with every local candidate gathered."""
         offer_sdp = _without_empty_end_of_candidates(offer_sdp)
-        try:
+        with _refused_sdp("offer"):
             await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise InvalidInput(f"the offer is not valid SDP: {exc}", code="invalid_sdp") from None
         audio = [t for t in self._pc.getTransceivers() if t.kind == "audio"]
         if not audio:
             raise InvalidInput("the offer has no audio m-line", code="no_audio")
-        self._pc.addTrack(self._track)
-        _opus_first(audio[0])
-        return await self._describe(await self._pc.createAnswer())
+        with _refused_sdp("offer"):
+            self._pc.addTrack(self._track)
+            _opus_first(audio[0])
+            answer = await self._pc.createAnswer()
+        return await self._describe(answer)
 
     async def offer(self) -> str:
         """A server offer (renegotiation, ICE restart); the browser replies via rtc/answer."""
@@ -174,10 +200,9 @@ class Peer:
         return sdp
 
     async def accept_answer(self, answer_sdp: str) -> None:
-        try:
+        check_sdp(answer_sdp, "answer")
+        with _refused_sdp("answer"):
             await self._pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
-        except (ValueError, KeyError, IndexError) as exc:
-            raise InvalidInput(f"the answer is not valid SDP: {exc}", code="invalid_sdp") from None
         self.awaiting_answer = False
 
     @property
@@ -186,7 +211,13 @@ class Peer:
 
     async def add_candidate(self, candidate: Any) -> None:
         """One parsed remote candidate, or None for end-of-candidates."""
-        await self._pc.addIceCandidate(candidate)
+        try:
+            await self._pc.addIceCandidate(candidate)
+        except Exception as exc:  # aioice: after end-of-candidates, unresolvable host, ...
+            log.info("candidate_refused", error=repr(exc)[:300])
+            raise InvalidInput(
+                "the WebRTC stack refused the candidate", code="invalid_candidate"
+            ) from None
 
     async def _describe(self, description: RTCSessionDescription) -> str:
         # aiortc gathers every candidate inside setLocalDescription; bound it.

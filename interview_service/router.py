@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.app.deps import PrincipalDep, ServicesDep, rate_limit
 from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
+from backend.app.http_errors import error_responses
 from backend.app.rate_limits import LimitName
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
@@ -25,8 +26,14 @@ async def _bounded_body(request: Request) -> None:
 
 
 router = APIRouter(
-    prefix="/api/interview", tags=["interview"], dependencies=[Depends(_bounded_body)]
+    prefix="/api/interview",
+    tags=["interview"],
+    dependencies=[Depends(_bounded_body)],
+    responses=error_responses(413),
 )
+# The error statuses each kind of route can answer (CONTRACT §3), for the OpenAPI document.
+_READ = error_responses(401, 403, 404, 503)
+_SIGNALING = error_responses(400, 401, 403, 404, 409, 429, 502, 503)
 
 StartLimit = Depends(rate_limit(LimitName.INTERVIEW_START))
 SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
@@ -37,13 +44,22 @@ InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    user_id: str = Field(min_length=1, max_length=128)
+    # The TURN username is "<expiry>:<user_id>": no ':' and no control characters. With
+    # auth on it is the caller's own id (absent: it defaults to it).
+    user_id: str | None = Field(default=None, min_length=1, max_length=128)
     role: str | None = Field(default=None, max_length=200)
     questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list, max_length=50
     )
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
-    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600)
+    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
+
+    @field_validator("user_id")
+    @classmethod
+    def _printable_without_colon(cls, value: str | None) -> str | None:
+        if value is not None and (":" in value or not value.isprintable()):
+            raise ValueError("user_id has no ':' and no control characters")
+        return value
 
 
 class SessionDescription(BaseModel):
@@ -56,14 +72,14 @@ class Candidate(BaseModel):
 
     candidate: str | None = None
     sdpMid: str | None = None
-    sdpMLineIndex: int | None = Field(default=None, ge=0)
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=63, strict=True)
     usernameFragment: str | None = None
 
 
 class TranscriptBody(BaseModel):
     role: Literal["candidate", "interviewer"]
     text: str = Field(min_length=1, max_length=10_000)
-    ts: float | None = None
+    ts: float | None = Field(default=None, strict=True)
 
 
 @router.get("/health")
@@ -76,26 +92,31 @@ async def interview_health(services: ServicesDep) -> dict[str, str]:
     }
 
 
-@router.post("/start", status_code=201, dependencies=[StartLimit])
+@router.post(
+    "/start",
+    status_code=201,
+    dependencies=[StartLimit],
+    responses=error_responses(400, 401, 403, 429, 503),
+)
 async def start(body: StartBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
     return await services.interviews.start(principal, body.model_dump())
 
 
-@router.get("/{interview_id}/status")
+@router.get("/{interview_id}/status", responses=_READ)
 async def status(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.status(principal, interview_id)
 
 
-@router.get("/{interview_id}/ice-servers")
+@router.get("/{interview_id}/ice-servers", responses=_READ)
 async def ice_servers(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.ice_server_list(principal, interview_id)
 
 
-@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit])
+@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit], responses=_SIGNALING)
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -109,7 +130,7 @@ async def rtc_offer(
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit])
+@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit], responses=_SIGNALING)
 async def rtc_restart(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, str]:
@@ -118,7 +139,12 @@ async def rtc_restart(
     return {"sdp": sdp, "type": "offer"}
 
 
-@router.post("/{interview_id}/rtc/answer", status_code=204, dependencies=[SignalingLimit])
+@router.post(
+    "/{interview_id}/rtc/answer",
+    status_code=204,
+    dependencies=[SignalingLimit],
+    responses=_SIGNALING,
+)
 async def rtc_answer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -131,7 +157,12 @@ async def rtc_answer(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/rtc/ice-candidate", status_code=204, dependencies=[SignalingLimit])
+@router.post(
+    "/{interview_id}/rtc/ice-candidate",
+    status_code=204,
+    dependencies=[SignalingLimit],
+    responses=_SIGNALING,
+)
 async def rtc_candidate(
     interview_id: InterviewId,
     services: ServicesDep,
@@ -148,7 +179,7 @@ async def rtc_candidate(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/transcript", status_code=201)
+@router.post("/{interview_id}/transcript", status_code=201, responses=_READ)
 async def transcript(
     interview_id: InterviewId,
     body: TranscriptBody,
@@ -160,14 +191,14 @@ async def transcript(
     )
 
 
-@router.get("/{interview_id}/results")
+@router.get("/{interview_id}/results", responses=_READ)
 async def results(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await services.interviews.results(principal, interview_id)
 
 
-@router.post("/{interview_id}/end")
+@router.post("/{interview_id}/end", responses=_READ)
 async def end(
     interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from interview_service.greeter import Greeter
 from interview_service.media import Conversation, ConversationFactory, InterviewPlan
 from interview_service.peer import PeerOptions, parse_candidate
 from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
+from interview_service.sdp_shape import check_sdp
 from interview_service.turn import TurnConfig, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation, VoiceStack
 from interview_service.voice.factory import build_stack, turn_histogram
@@ -109,7 +110,7 @@ class InterviewService:
         )
         record = InterviewRecord(
             id=uuid.uuid4().hex,
-            user_id=str(body["user_id"]),
+            user_id=_user_id(principal, body.get("user_id")),
             owner=principal.sub,
             role=body.get("role"),
             questions=list(body.get("questions") or []),
@@ -291,17 +292,16 @@ class InterviewService:
             )
         return call
 
-    def check_sdp(self, sdp: str) -> None:
+    def check_size(self, sdp: str) -> None:
         if len(sdp.encode()) > self.settings.interview_sdp_max_bytes:
             raise PayloadTooLarge(
                 f"SDP over {self.settings.interview_sdp_max_bytes} bytes", code="sdp_too_large"
             )
-        if not sdp.startswith("v=0"):
-            raise InvalidInput("SDP must start with v=0", code="invalid_sdp")
 
     async def offer(self, principal: Principal, interview_id: str, sdp: str) -> str:
-        self.check_sdp(sdp)
+        self.check_size(sdp)
         call = await self.live_call(principal, interview_id)
+        check_sdp(sdp, "offer")  # its shape, before the call's peer is replaced
         return await call.accept_offer(sdp)
 
     async def restart(self, principal: Principal, interview_id: str) -> str:
@@ -309,9 +309,9 @@ class InterviewService:
         return await call.make_offer()
 
     async def answer(self, principal: Principal, interview_id: str, sdp: str) -> None:
-        self.check_sdp(sdp)
+        self.check_size(sdp)
         call = await self.live_call(principal, interview_id)
-        await call.accept_answer(sdp)
+        await call.accept_answer(sdp)  # its shape is checked once an offer is known pending
 
     async def candidates(
         self, principal: Principal, interview_id: str, raw: list[Mapping[str, Any]]
@@ -372,6 +372,17 @@ class InterviewService:
             relay_only=self.settings.interview_relay_only,
             gather_timeout_s=self.settings.interview_ice_gather_timeout_s,
         )
+
+
+def _user_id(principal: Principal, asked: object) -> str:
+    """Whom the interview (and its TURN username) is for: with auth on, the caller."""
+    if principal.anonymous:  # no auth configured: the client says who the candidate is
+        if not isinstance(asked, str) or not asked:
+            raise InvalidInput("user_id is required when auth is off", code="missing_user_id")
+        return asked
+    if asked not in (None, principal.sub):
+        raise Forbidden("user_id must be your own id (or left out)", code="user_id_mismatch")
+    return principal.sub
 
 
 def _stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:

@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.app import errors
@@ -100,3 +101,84 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(Exception, _unhandled)
+    _document_the_envelope(app)
+
+
+# -- the envelope in the OpenAPI document ----------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(examples=["prompt"])
+    message: str = Field(examples=["String should have at least 1 character"])
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["session_not_found"], description="snake_case, stable")
+    message: str = Field(examples=["no such session"], description="for humans")
+    details: list[FieldProblem] | None = Field(
+        default=None, description="422 only: each field that failed validation"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """Every 4xx and 5xx answer of the REST API."""
+
+    error: ErrorBody
+
+
+_MEANING = {
+    400: "Bad input (the code names the problem)",
+    401: "No valid credentials (auth is on): a missing, expired or forged token",
+    403: "Credentials are valid but not for this resource or action",
+    404: "No such resource",
+    409: "Conflicts with the resource's current state",
+    413: "The body or one of its parts is over its size limit",
+    422: "The request does not match its schema (details lists each field)",
+    429: "Too many requests: retry after Retry-After seconds",
+    500: "The server failed; the body never carries internals",
+    502: "A dependency answered wrongly (TURN, a provider)",
+    503: "A dependency (Redis, capacity, a provider) cannot serve now: retry after Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: each status with the envelope's schema."""
+    return {
+        status: {"model": ErrorEnvelope, "description": _MEANING[status]} for status in statuses
+    }
+
+
+def _document_the_envelope(app: FastAPI) -> None:
+    """Every operation's 422 (FastAPI's own ``{"detail"}`` by default) and 500 answer with
+    the envelope, as they do at run time."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        defs = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(defs.pop("$defs", {}))
+        components["ErrorEnvelope"] = defs
+        envelope_ref = {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}
+        }
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                documented = {"500"}
+                if "422" in responses:  # FastAPI found parameters or a body to validate
+                    documented.add("422")
+                if "requestBody" in operation and "400" not in responses:
+                    documented.add("400")  # a body that is not JSON at all
+                for status in documented:
+                    responses[status] = {
+                        "description": _MEANING[int(status)],
+                        "content": envelope_ref,
+                    }
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

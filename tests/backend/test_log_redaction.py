@@ -110,7 +110,7 @@ async def _flow(service: ServiceProcess, agent_key: str, user_key: str) -> list[
         # TURN credentials: minted for an interview, fetched again.
         started = await http.post(
             "/api/interview/start",
-            json={"user_id": "cand-1"},
+            json={},
             headers={"Authorization": f"Bearer {alice}"},
         )
         assert started.status_code == 201, started.text

@@ -99,7 +99,7 @@ async def test_an_offer_gets_an_answer_with_opus_first_and_candidates(
     ("body", "status", "code"),
     [
         ({"sdp": "not sdp at all", "type": "offer"}, 400, "invalid_sdp"),
-        ({"sdp": "v=0\r\nthis is not a session\r\n", "type": "offer"}, 400, "no_audio"),
+        ({"sdp": "v=0\r\nthis is not a session\r\n", "type": "offer"}, 400, "invalid_sdp"),
         ({"sdp": "v=0\r\n" + "a=x\r\n" * 20_000, "type": "offer"}, 413, "sdp_too_large"),
         ({"sdp": "v=0\r\n", "type": "answer"}, 400, "invalid_sdp_type"),
         ({"type": "offer"}, 422, "validation_error"),

@@ -27,6 +27,7 @@ from backend.app.errors import Forbidden, InvalidInput, NotFound
 from backend.app.gateway.apigw_sender import ApiGatewaySender
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.app.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
+from backend.app.hub.seq import seq_from_query
 from backend.app.rate_limits import FrameVerdict, LimitName, RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -150,7 +151,7 @@ class GatewayBridge:
             raise InvalidInput(
                 "session_id must be 1-128 of [A-Za-z0-9._:-]", code="invalid_session"
             )
-        last_seq = _last_seq(query.get("last_seq"))
+        last_seq = seq_from_query(query.get("last_seq"))
         epoch = query.get("epoch") or None
         if epoch is not None and not SESSION_ID.fullmatch(epoch):
             raise InvalidInput("epoch is the one a snapshot gave", code="invalid_epoch")
@@ -160,7 +161,10 @@ class GatewayBridge:
         if self._limiter is not None:
             await self._limiter.check(LimitName.WS_CONNECT, principal=principal, ip=ip)
         if session_id is not None:
-            await self._access.check(principal, session_id)
+            try:
+                await self._access.check(principal, session_id)
+            except NotFound:  # CONNECT answers 200, 401 or 403 (CONTRACT 2.3), as 4403 natively
+                raise Forbidden("no such session, or not yours", code="forbidden_session") from None
         record = GatewayConnection(
             connection_id=connection_id,
             sub=principal.sub,
@@ -226,11 +230,3 @@ class GatewayBridge:
     async def disconnect(self, connection_id: str) -> None:
         rooms = await self.registry.remove(connection_id)
         log.info("apigw_disconnected", connection_id=connection_id, rooms=sorted(rooms))
-
-
-def _last_seq(raw: str | None) -> int | None:
-    if not raw:
-        return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput("last_seq must be a non-negative integer", code="invalid_last_seq")
-    return int(raw)

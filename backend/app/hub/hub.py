@@ -148,8 +148,9 @@ class Hub:
             frame = protocol.parse_frame(text)
             request_id = frame.request_id
             reply = await self._dispatch(conn, frame)
-        except ProtocolError as exc:
-            reply = protocol.error(exc.code, exc.message, exc.request_id)
+        except ProtocolError as exc:  # raised while parsing (its own id) or acting (ours)
+            rid = exc.request_id if exc.request_id is not None else request_id
+            reply = protocol.error(exc.code, exc.message, rid)
         except DomainError as exc:
             reply = protocol.error(exc.code, exc.message, request_id)
         if reply is not None:
@@ -175,8 +176,9 @@ class Hub:
                 return None
             case Action.LEAVE:
                 assert frame.room is not None
-                if frame.room in conn.cursors:
-                    await self._leave_room(conn, frame.room)
+                if frame.room not in conn.cursors:
+                    raise ProtocolError("not_in_room", "this connection has not joined that room")
+                await self._leave_room(conn, frame.room)
                 return protocol.with_request_id({"type": "left", "room": frame.room}, rid)
             case Action.BROADCAST:
                 return await self._broadcast(conn, frame)

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from backend.app.errors import InvalidInput
 from backend.app.hub.events import SESSION_ID
+from backend.app.hub.json_shape import MAX_DEPTH, json_problem
+from backend.app.hub.seq import seq_from_json
 
 MAX_REQUEST_ID_CHARS = 128
+MAX_EPOCH_CHARS = 64
 
 
 class Action(StrEnum):
@@ -63,9 +67,15 @@ def parse_frame(text: str | bytes) -> Frame:
         body = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    except RecursionError:  # nested past what the decoder can follow
+        raise ProtocolError("too_deep", f"frames nest at most {MAX_DEPTH} levels") from None
+    request_id = _request_id(body.get("request_id")) if isinstance(body, dict) else None
+    problem = json_problem(body, MAX_DEPTH)
+    if problem is not None:
+        code = "too_deep" if problem.startswith("nested") else "invalid_json"
+        raise ProtocolError(code, f"the frame is not plain JSON: {problem}", request_id)
     if not isinstance(body, dict):
         raise ProtocolError("invalid_frame", "a frame is a JSON object with an action")
-    request_id = _request_id(body.get("request_id"))
     raw_action = body.get("action")
     if raw_action is None:
         raise ProtocolError("missing_action", "the frame has no action", request_id)
@@ -109,7 +119,7 @@ def _fields(action: Action, body: dict[str, Any], request_id: Any) -> Frame:
 def _request_id(value: Any) -> Any:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS:
+    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS and not json_problem(value):
         return value
     return None  # unusable ids are dropped rather than echoed
 
@@ -129,16 +139,17 @@ def _last_seq(body: dict[str, Any], required: bool) -> int | None:
         if required:
             raise ProtocolError("missing_field", "last_seq is required")
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProtocolError("invalid_last_seq", "last_seq is a non-negative integer")
-    return value
+    try:
+        return seq_from_json(value)
+    except InvalidInput as exc:
+        raise ProtocolError(exc.code, exc.message) from None
 
 
 def _epoch(body: dict[str, Any]) -> str | None:
     value = body.get("epoch")
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 64:
+    if not isinstance(value, str) or len(value) > MAX_EPOCH_CHARS:
         raise ProtocolError("invalid_epoch", "epoch is the string a snapshot gave")
     return value
 

@@ -61,7 +61,9 @@ return {seq, epoch}
 
 
 def _wrap(exc: Exception) -> BusUnavailable:
-    return BusUnavailable(f"the event store is unreachable: {exc}")
+    # Redis's own words stay in the log: clients get a fixed message (and a 503/1013).
+    log.warning("hub_store_failed", error=repr(exc)[:300])
+    return BusUnavailable("the event store is unavailable; retry shortly")
 
 
 class RedisBus:

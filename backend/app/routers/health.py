@@ -25,8 +25,13 @@ async def health(services: ServicesDep) -> dict[str, str]:
     }
 
 
-@router.get("/health/ready")
-@router.get("/api/health/ready")
+_UNREADY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A dependency does not answer; the body lists each check"}
+}
+
+
+@router.get("/health/ready", responses=_UNREADY)
+@router.get("/api/health/ready", responses=_UNREADY)
 async def ready(services: ServicesDep) -> JSONResponse:
     """Readiness: 200 when every configured dependency answers, else 503."""
     results = await services.health.run()

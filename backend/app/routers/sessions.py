@@ -6,15 +6,27 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
 from backend.app.errors import NotFound
+from backend.app.http_errors import error_responses
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
+from backend.app.hub.json_shape import json_problem
+from backend.app.hub.seq import MAX_SEQ
 from backend.app.hub.views import session_view
 from backend.app.rate_limits import LimitName
 
-router = APIRouter(prefix="/api", tags=["sessions"])
+router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(401, 503))
+_ONE_SESSION = error_responses(400, 403, 404)
+
+
+def _plain(value: Any) -> Any:
+    """Only JSON every subscriber can read back is stored and relayed (see json_shape)."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
 
 
 class NewSession(BaseModel):
@@ -23,19 +35,27 @@ class NewSession(BaseModel):
     prompt: str = Field(min_length=1, max_length=20_000)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
 
+    @model_validator(mode="after")
+    def _options_are_plain(self) -> NewSession:
+        _plain(self.model_extra or {})
+        return self
+
 
 class NewEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
     status: Status
-    progress: float | None = Field(default=None, ge=0.0, le=1.0)
+    progress: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     message: str | None = Field(default=None, max_length=4000)
-    data: dict[str, Any] | None = None
+    data: Annotated[dict[str, Any] | None, AfterValidator(_plain)] = None
 
 
 @router.post(
-    "/sessions", status_code=201, dependencies=[Depends(rate_limit(LimitName.SESSION_CREATE))]
+    "/sessions",
+    status_code=201,
+    dependencies=[Depends(rate_limit(LimitName.SESSION_CREATE))],
+    responses=error_responses(409, 429),
 )
 async def create_session(
     body: NewSession, principal: PrincipalDep, services: ServicesDep
@@ -45,8 +65,8 @@ async def create_session(
     return await session_view(services.hub.bus, record.session_id, record)
 
 
-@router.get("/sessions/{session_id}")
-@router.get("/get-video-session/{session_id}")
+@router.get("/sessions/{session_id}", responses=_ONE_SESSION)
+@router.get("/get-video-session/{session_id}", responses=_ONE_SESSION)
 async def get_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
@@ -57,12 +77,12 @@ async def get_session(
     return view
 
 
-@router.get("/sessions/{session_id}/events")
+@router.get("/sessions/{session_id}/events", responses=_ONE_SESSION)
 async def list_events(
     session_id: str,
     principal: PrincipalDep,
     services: ServicesDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     await services.sessions.readable(principal, valid_session_id(session_id))
@@ -79,6 +99,7 @@ async def list_events(
     "/sessions/{session_id}/events",
     status_code=202,
     dependencies=[Depends(rate_limit(LimitName.EVENT_PUBLISH))],
+    responses=error_responses(400, 403, 413, 429),
 )
 async def publish_event(
     session_id: str, body: NewEvent, _: PrivilegedDep, services: ServicesDep
@@ -88,7 +109,7 @@ async def publish_event(
     return {"seq": event.seq}
 
 
-@router.post("/sessions/{session_id}/cancel")
+@router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION)
 async def cancel_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from backend.app.hub.connection import (
 )
 from backend.app.hub.events import valid_session_id
 from backend.app.hub.hub import Hub
+from backend.app.hub.seq import seq_from_query
 from backend.app.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
 
 router = APIRouter(tags=["status hub"])
@@ -36,8 +37,8 @@ log = structlog.get_logger(__name__)
 # ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
 CLOSE_TIMEOUT_S = 60.0
 CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
-CLOSE_INTERNAL_ERROR = 1011
 CLOSE_POLICY = 1008  # over a rate limit
+CLOSE_INTERNAL = 1011  # the server failed this connection: resume with last_seq
 
 
 class WebSocketTransport:
@@ -65,9 +66,15 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
     session_id = session_id or params.get("session_id") or None
     await websocket.accept()
     transport = WebSocketTransport(websocket)
+    # A bad resume point is bad input like any other: an error reply, then a fresh
+    # snapshot (recovered: false), and the connection stays.
+    bad_resume: InvalidInput | None = None
+    try:
+        last_seq, epoch = seq_from_query(params.get("last_seq")), _epoch(params.get("epoch"))
+    except InvalidInput as exc:
+        last_seq, epoch, bad_resume = None, None, exc
     try:
         principal = await websocket_principal(websocket, services)
-        last_seq = _last_seq(params.get("last_seq"))
         await services.limiter.check(
             LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, services)
         )
@@ -96,8 +103,9 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         transport,
         session_id,
         last_seq,
-        params.get("epoch"),
+        epoch,
         _Reader(services.settings.ws_max_frame_bytes, services.limiter),
+        bad_resume,
     )
 
 
@@ -110,6 +118,7 @@ async def _serve(
     last_seq: int | None,
     epoch: str | None,
     reader: _Reader,
+    bad_resume: InvalidInput | None = None,
 ) -> None:
     conn = hub.open(principal, transport)
     structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
@@ -120,33 +129,28 @@ async def _serve(
     ]
     try:
         await hub.greet(conn, session_id, last_seq, epoch)
+        if bad_resume is not None:
+            conn.offer(protocol.dumps(protocol.error(bad_resume.code, bad_resume.message)))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            error = None if task.cancelled() else task.exception()
-            if error is not None:
-                log.warning("ws_task_failed", task=task.get_name(), error=repr(error))
-                _fail(conn, error)
-    except DomainError as exc:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                log.warning("ws_task_failed", task=task.get_name(), error=repr(failure)[:300])
+                _fail(conn, failure)
+    except Exception as exc:  # the greeting's store work failed: tell the client to resume
+        log.warning("ws_greeting_failed", error=repr(exc)[:300])
         _fail(conn, exc)
     finally:
         for task in tasks:  # owned here: cancelled and awaited
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await hub.disconnect(conn)
+        try:
+            await hub.disconnect(conn)
+        except Exception as exc:  # the close frame below must still go out
+            log.warning("ws_cleanup_failed", error=repr(exc)[:300])
         if conn.close_code is not None:
             await transport.close(conn.close_code, conn.close_reason)
         log.info("ws_closed", close_code=conn.close_code)
-
-
-def _fail(conn: Connection, error: BaseException) -> None:
-    """The server drops the connection: always with a close frame, so the client resumes.
-
-    1013 when the store is out (come back with backoff), 1011 for anything else; the
-    reason never carries the backend's own error text."""
-    if isinstance(error, Unavailable):
-        conn.fail(CLOSE_TRY_AGAIN, "the event store is unavailable: resume with last_seq")
-    else:
-        conn.fail(CLOSE_INTERNAL_ERROR, "internal error: resume with last_seq")
 
 
 class _Reader:
@@ -184,10 +188,15 @@ RATE_LIMITED_FRAME = protocol.error(
 )
 
 
-def _last_seq(raw: str | None) -> int | None:
-    if raw in (None, ""):
-        return None
-    assert raw is not None
-    if not raw.isdigit():
-        raise InvalidInput("last_seq is a non-negative integer", code="invalid_last_seq")
-    return int(raw)
+def _fail(conn: Connection, failure: BaseException) -> None:
+    """Close with a frame the client can act on; the reason never carries backend text."""
+    if isinstance(failure, Unavailable):
+        conn.fail(CLOSE_TRY_AGAIN, "the event store is unavailable; resume with last_seq")
+    else:
+        conn.fail(CLOSE_INTERNAL, "internal error; resume with last_seq")
+
+
+def _epoch(raw: str | None) -> str | None:
+    if raw is not None and len(raw) > protocol.MAX_EPOCH_CHARS:
+        raise InvalidInput("epoch is the string a snapshot gave", code="invalid_epoch")
+    return raw or None

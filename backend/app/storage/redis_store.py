@@ -12,12 +12,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backend.app.storage.base import StoreUnavailable
 from backend.app.storage.redis_pool import idempotent, open_pool
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -44,10 +47,10 @@ class RedisStore:
         """``retry``: the call is idempotent and may run again on a fresh connection."""
         try:
             return await (idempotent(self.client, op) if retry else op())
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"redis is unreachable: {exc}") from exc
-        except RedisError as exc:
-            raise StoreUnavailable(f"redis failed: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as exc:
+            # Redis's own words stay in the log: clients get a fixed message.
+            log.warning("store_failed", error=repr(exc)[:300])
+            raise StoreUnavailable("the store is unavailable; retry shortly") from exc
 
     async def get(self, key: str) -> bytes | None:
         value: Any = await self._call(lambda: self.client.get(self.key(key)))

@@ -225,3 +225,52 @@ def test_bridge_settings_are_checked_at_start(
 ) -> None:
     with pytest.raises(SettingsError, match=variable):
         make_settings(**overrides)
+
+
+async def test_deep_nesting_through_the_bridge_is_an_error_reply(
+    gateway: Gateway, moto_connections: MotoConnections
+) -> None:
+    await gateway.connect("deep=", token=_token())
+    frame = '{"action": "ping", "request_id": "d", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert (await gateway.send("deep=", frame)).status_code == 200
+    assert (await gateway.send("deep=", {"action": "ping"})).status_code == 200
+    messages = moto_connections.messages("deep=")
+    assert messages[1]["code"] == "too_deep"
+    assert messages[-1] == {"type": "pong"}
+
+
+@pytest.mark.parametrize("value", [2**63, 2**64, 18446744073709551615])
+async def test_huge_last_seq_through_the_bridge_is_an_error_reply(
+    gateway: Gateway, moto_connections: MotoConnections, value: int
+) -> None:
+    await gateway.connect("big=", token=_token("agent-1", Role.AGENT))
+    frame = {"action": "joinRoom", "room": "s1", "last_seq": value, "request_id": 3}
+    assert (await gateway.send("big=", frame)).status_code == 200
+    reply = moto_connections.messages("big=")[-1]
+    assert (reply["code"], reply["request_id"]) == ("invalid_last_seq", 3)
+    response = await gateway.connect("big2=", token=_token(), last_seq=str(value))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_last_seq"
+
+
+async def test_connect_for_an_unknown_session_is_refused_with_403(
+    gateway: Gateway, moto_connections: MotoConnections
+) -> None:
+    response = await gateway.connect("nosess=", session_id="nobody-made-this", token=_token())
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden_session"
+    assert (await gateway.send("nosess=", {"action": "ping"})).status_code == 404
+    assert moto_connections.raw("nosess=") == b""
+
+
+async def test_leaving_a_room_never_joined_is_an_error(
+    gateway: Gateway, moto_connections: MotoConnections
+) -> None:
+    await gateway.connect("lv=", token=_token())
+    await gateway.send("lv=", {"action": "unsubscribe", "room": "s9", "request_id": "u"})
+    await gateway.send("lv=", {"action": "sendMessage", "targetId": "x.1", "message": 1,
+                               "request_id": "m"})  # fmt: skip
+    replies = moto_connections.messages("lv=")[1:]
+    assert [(r["code"], r["request_id"]) for r in replies] == [
+        ("not_in_room", "u"), ("unknown_target", "m")
+    ]  # fmt: skip
