@@ -1,4 +1,9 @@
-"""A WebSocket client for tests: JSON in and out, every wait bounded."""
+"""A WebSocket client for tests: JSON in and out, every wait bounded.
+
+Every frame it receives is checked against the published frame schema
+(docs/schemas/websocket.schema.json), so each WebSocket test also proves that what the
+server sends is what the docs promise.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.support.frame_schema import check_server_frame
 
 
 class Client:
@@ -24,6 +31,7 @@ class Client:
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         raw = await asyncio.wait_for(self.ws.recv(), timeout)
         value: dict[str, Any] = json.loads(raw)
+        check_server_frame(value)
         return value
 
     async def recv_until(self, kind: str, timeout: float = 5.0) -> list[dict[str, Any]]:
