@@ -24,10 +24,13 @@ import structlog
 from redis.asyncio import Redis
 from taskiq import Context, TaskiqDepends
 from taskiq.acks import AckableMessage, AcknowledgeType
+from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
+from backend.app.errors import Unavailable
+from backend.app.storage.redis_pool import pool_options
 from backend.app.storage.redis_store import RedisStore
 from backend.pipeline.lease import Lease
 from backend.pipeline.runner import Runner
@@ -91,6 +94,10 @@ class ReclaimingStreamBroker(RedisStreamBroker):
                     )
 
 
+class QueueUnavailable(Unavailable):
+    code = "queue_unavailable"
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -105,6 +112,9 @@ def make_broker(redis_url: str, prefix: str, settings: PipelineSettings) -> Redi
         xread_block=1000,
         xread_count=1,  # never hold more messages than runs it can start
         maxlen=100_000,
+        # Our pool's hardening: without it a connection a Redis restart killed was
+        # handed out once more, and a session create after the restart answered 500.
+        **pool_options(),
     )
 
 
@@ -131,7 +141,11 @@ class QueueEngine:
             await broker.shutdown()
 
     async def submit(self, session_id: str) -> None:
-        await self._kicker.kiq(session_id)
+        try:
+            await self._kicker.kiq(session_id)
+        except SendTaskError as exc:  # Redis is away: the caller answers 503
+            log.warning("pipeline_submit_failed", session_id=session_id, error=repr(exc.__cause__))
+            raise QueueUnavailable("the job queue is unavailable; try again") from None
 
     async def cancel(self, session_id: str, grace_s: float = 6.0) -> bool:
         return False  # the worker holding the run sees the flag within a second

@@ -236,6 +236,14 @@ class Runner:
         await self.report(session_id, "pipeline", "cancelled", None, why)
         log.info("pipeline_run", session_id=session_id, status="cancelled", at=running)
 
+    async def finish_unsent(self, session_id: str, why: str) -> None:
+        """The run never reached the job queue: nothing ran, the session failed."""
+        for agent in AGENTS:
+            await self.report(session_id, agent, "cancelled", None, f"not run: {why}")
+        await self.deps.sessions.update(session_id, status="failed", error=why)
+        await self.report(session_id, "pipeline", "failed", None, why, {"error": why})
+        log.info("pipeline_run", session_id=session_id, status="failed", error=why)
+
     async def finish_failed(self, session_id: str, agent: str, message: str) -> None:
         state = await self.deps.states.load(session_id)
         error = f"{agent} failed: {message}"

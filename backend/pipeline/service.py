@@ -10,7 +10,7 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.errors import Conflict, LimitExceeded
+from backend.app.errors import Conflict, LimitExceeded, Unavailable
 from backend.app.storage import Store
 from backend.pipeline.agents import AGENTS
 from backend.pipeline.runner import TERMINAL, Runner
@@ -88,7 +88,16 @@ class Pipeline:
             return
         await self._store.add_members(_active_key(owner), session_id, ttl_s=ACTIVE_TTL_S)
         await self._queue(session_id, AGENTS, "Waiting for a worker")
-        await self.engine.submit(session_id)
+        try:
+            await self.engine.submit(session_id)
+        except Unavailable:
+            # The client gets a 503; the record must not stay queued for a run that
+            # never went out (best effort: the store may be away too).
+            with contextlib.suppress(Unavailable):
+                await self.runner.finish_unsent(
+                    session_id, "the job queue was unavailable; retry this session"
+                )
+            raise
 
     async def _queue(self, session_id: str, agents: tuple[str, ...], message: str) -> None:
         for agent in agents:

@@ -91,6 +91,9 @@ def fleet(
         # create, interview start and WebSocket connect consults it, and it must fail
         # open), with ceilings this traffic never reaches.
         **{f"RATE_LIMIT_{name}": "100000/minute" for name in RATE_LIMITED},
+        # The pipeline is on (its job queue is a Redis user too: every session create
+        # kicks a job); no worker runs them, so they stay queued: room for them all.
+        "PIPELINE_MAX_ACTIVE_PER_USER": "1000",
     }
     services = [ServiceProcess(env) for _ in range(request.param)]
     try:

@@ -21,7 +21,7 @@ is not retried (the pool is busy, a second wait would only double the delay).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 import structlog
@@ -38,18 +38,25 @@ SOCKET_TIMEOUT_S = 5.0  # a stalled Redis (DEBUG SLEEP, SIGSTOP) fails calls aft
 HEALTH_CHECK_S = 10  # PING a connection idle for longer than this before using it
 
 
+def pool_options() -> dict[str, Any]:
+    """What every blocking pool of this process is built with, ours and libraries' (the
+    pipeline's job queue): bounded waits, keepalive, health checks, and the
+    closed-connection check that maintenance notifications would switch off."""
+    return {
+        "timeout": POOL_WAIT_S,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_S,
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+    }
+
+
 def open_pool(url: str, *, max_connections: int) -> redis.Redis:
     # A blocking pool: a burst (a thousand clients joining at once) waits for a free
     # connection instead of failing with "Too many connections".
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=POOL_WAIT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_keepalive=True,
-        health_check_interval=HEALTH_CHECK_S,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        url, max_connections=max_connections, **pool_options()
     )
     return redis.Redis(connection_pool=pool)
 
