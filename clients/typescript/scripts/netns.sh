@@ -18,8 +18,9 @@ exec unshare $flags -- sh -c '
   set -e
   ip link set lo up
   ip link add pb0 type veth peer name pb1
+  # no IPv6 link-local addresses: one candidate address (10.77.1.1) is enough
   for link in pb0 pb1; do
-    sysctl -qw "net.ipv6.conf.$link.disable_ipv6=1" 2>/dev/null || true
+    echo 1 >"/proc/sys/net/ipv6/conf/$link/disable_ipv6" 2>/dev/null || true
   done
   ip addr add 10.77.1.1/24 dev pb0
   ip link set pb0 up

@@ -24,6 +24,9 @@ type PageState = {
   results: { transcript: { role: string; text: string }[] } | null;
 };
 
+/** pb0's address in the namespace scripts/netns.sh makes for the suite. */
+const NAMESPACE_ADDRESS = "10.77.1.1";
+
 const browser = new Chromium();
 let page: PageState;
 const refresh = async (): Promise<PageState> => (page = await browser.evaluate<PageState>("window.snapshot()"));
@@ -64,6 +67,16 @@ it("runs an interview from start to results in a real browser", async () => {
     s.events.some((e) => e.type === "transcript" && e.item?.role === "interviewer"),
   );
   expect(page.candidatesSent).toBeGreaterThan(0); // trickled, not only in the offer
+  // The media stays inside the suite's network namespace (scripts/netns.sh): every
+  // candidate either peer gathers is the namespace's 10.77.1.1 or loopback (Chromium's,
+  // with --allow-loopback-in-peer-connection), and the pair in use joins 10.77.1.1 to itself.
+  const ice = await browser.evaluate<{ local: string[]; remote: string[]; selected: string[] | null }>(
+    "window.candidates()",
+  );
+  expect(ice.selected).toEqual([NAMESPACE_ADDRESS, NAMESPACE_ADDRESS]);
+  for (const address of [...ice.local, ...ice.remote]) {
+    expect([NAMESPACE_ADDRESS, "127.0.0.1", "::1"]).toContain(address);
+  }
   expect(page.tracks).toBeGreaterThan(0); // the interviewer's audio arrived as a track
 
   // renegotiation the other way round: the server offers, the browser answers on /rtc/answer
