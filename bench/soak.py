@@ -219,9 +219,7 @@ class Soak:
         """Started and ended with the greeter; signaling only, no media (said in the docs)."""
         while not self.stop.is_set():
             try:
-                started = await http.post(
-                    "/api/interview/start", json={}, headers=self.user
-                )
+                started = await http.post("/api/interview/start", json={}, headers=self.user)
                 if started.status_code != 201:
                     self.counts.error(f"interview_start_{started.status_code}")
                 else:

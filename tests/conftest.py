@@ -22,13 +22,14 @@ from fastapi import FastAPI
 from backend.app.main import create_app
 from backend.app.services import Services
 from backend.app.settings import Settings, load_settings
+from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from tests.support.redis_server import RedisServer
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 ENV_PREFIXES = (
     "AUTH_", "REDIS_", "OPENAI_", "TURN_", "APIGW_", "FRONTEND_", "INTERVIEW_",
-    "STT_", "LLM_", "TTS_", "FAKE_VOICE_",
+    "STT_", "LLM_", "TTS_", "FAKE_VOICE_", "PIPELINE_", "MEDIA_", "S3_",
 )  # fmt: skip
 
 
@@ -85,6 +86,19 @@ def make_settings() -> Callable[..., Settings]:
     return build
 
 
+@pytest.fixture
+def make_pipeline_settings(tmp_path: Path) -> Callable[..., PipelineSettings]:
+    """The pipeline's settings with its files under the test's own directory."""
+
+    def build(**overrides: Any) -> PipelineSettings:
+        overrides.setdefault("media_dir", tmp_path / "media")
+        overrides.setdefault("pipeline_work_dir", tmp_path / "work")
+        overrides.setdefault("pipeline_retry_base_s", 0.05)
+        return load_pipeline_settings(**overrides)
+
+    return build
+
+
 class RunningApp:
     """An app with its lifespan running and an httpx client bound to it."""
 
@@ -107,8 +121,8 @@ async def start_app() -> AsyncIterator[Callable[[Settings], Any]]:
     managers: list[LifespanManager] = []
     clients: list[httpx.AsyncClient] = []
 
-    async def start(settings: Settings) -> RunningApp:
-        app = create_app(settings)
+    async def start(settings: Settings, pipeline: PipelineSettings | None = None) -> RunningApp:
+        app = create_app(settings, pipeline)
         manager = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
         await manager.__aenter__()
         managers.append(manager)

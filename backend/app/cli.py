@@ -2,6 +2,7 @@
 
 pipeline-backend serve                 # HOST, PORT, WORKERS from the environment/.env
 pipeline-backend token --sub alice --role agent --ttl 3600
+pipeline-backend worker                # runs video pipeline jobs (needs REDIS_URL)
 pipeline-backend apikey create --name renderer --role agent   # shows the key once
 pipeline-backend apikey list
 pipeline-backend apikey revoke <id>
@@ -100,6 +101,22 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if response.status_code == 202 else 1
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.app.logs import configure_logging
+    from backend.app.worker import main as worker_main
+    from backend.pipeline.settings import load_pipeline_settings
+
+    configure_logging(settings)
+    try:
+        pipeline_settings = load_pipeline_settings()
+        if args.concurrency:
+            pipeline_settings.pipeline_concurrency = args.concurrency
+        return worker_main(settings, pipeline_settings)
+    except SettingsError as exc:
+        print(f"pipeline-backend worker: {exc}", file=sys.stderr)
+        return 2
+
+
 def _apikey(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.redis_url:
         print(
@@ -164,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.add_argument("--secret", help="overrides AUTH_JWT_SECRET")
     token.set_defaults(handler=_token)
+
+    worker = commands.add_parser("worker", help="run video pipeline jobs (needs REDIS_URL)")
+    worker.add_argument("--concurrency", type=int, help="overrides PIPELINE_CONCURRENCY")
+    worker.set_defaults(handler=_worker)
 
     publish = commands.add_parser("publish", help="publish one agent status event")
     publish.add_argument("session_id")

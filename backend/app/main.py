@@ -11,26 +11,31 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from backend.app.http_errors import install_error_handlers
 from backend.app.logs import configure_logging
 from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import api_docs, gateway, health, me, sessions, ws
+from backend.app.routers import api_docs, gateway, health, me, pipeline_demo, sessions, ws
 from backend.app.services import build_services
 from backend.app.settings import Settings, SettingsError, load_settings
+from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from interview_service import router as interview_router
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, pipeline_settings: PipelineSettings | None = None
+) -> FastAPI:
     settings = settings or load_settings()
+    pipeline_settings = pipeline_settings or load_pipeline_settings()
     configure_logging(settings)
     metrics = Metrics(settings.version, settings.environment.value)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
-        async with build_services(settings, metrics) as services:
+        async with build_services(settings, metrics, pipeline_settings) as services:
             yield {"services": services}
 
     app = FastAPI(
@@ -52,6 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(interview_router.router)
     app.include_router(interview_router.demo_router)
+    app.include_router(pipeline_demo.router)
+    if not pipeline_settings.s3_bucket:
+        # Published videos, captions and thumbnails; FileResponse answers Range requests.
+        app.mount(
+            "/media",
+            StaticFiles(directory=pipeline_settings.media_dir, check_dir=False),
+            name="media",
+        )
 
     if settings.frontend_url:
         app.add_middleware(

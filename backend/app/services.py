@@ -27,6 +27,9 @@ from backend.app.metrics import Metrics
 from backend.app.rate_limits import RateLimiter, open_rate_limiter
 from backend.app.settings import Settings
 from backend.app.storage import Store, open_store
+from backend.pipeline.component import open_pipeline
+from backend.pipeline.service import Pipeline
+from backend.pipeline.settings import PipelineSettings
 from interview_service.service import InterviewService, open_interviews
 
 log = structlog.get_logger(__name__)
@@ -46,11 +49,14 @@ class Services:
     hub: Hub
     sessions: Sessions
     interviews: InterviewService
+    pipeline: Pipeline
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
 @contextlib.asynccontextmanager
-async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
+async def build_services(
+    settings: Settings, metrics: Metrics, pipeline_settings: PipelineSettings
+) -> AsyncIterator[Services]:
     """Open every shared client; close each of them, in reverse order, on the way out."""
     metrics.watch_loop(asyncio.get_running_loop())
     async with contextlib.AsyncExitStack() as stack:
@@ -75,6 +81,17 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
         interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
+        pipeline = await stack.enter_async_context(
+            open_pipeline(
+                pipeline_settings,
+                store,
+                hub.publish,
+                sessions,
+                redis_url=settings.redis_url,
+                redis_prefix=settings.redis_prefix,
+                registry=metrics.registry,
+            )
+        )
         services = Services(
             settings=settings,
             metrics=metrics,
@@ -88,6 +105,7 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
             hub=hub,
             sessions=sessions,
             interviews=interviews,
+            pipeline=pipeline,
             gateway=gateway,
         )
         if not settings.auth_configured:
@@ -96,6 +114,11 @@ async def build_services(settings: Settings, metrics: Metrics) -> AsyncIterator[
                 detail="no AUTH_JWT_SECRET or AUTH_JWKS_URL: every caller is the anonymous "
                 "development user; never run like this in production",
             )
-        log.info("services_ready", store=store.name, environment=settings.environment.value)
+        log.info(
+            "services_ready",
+            store=store.name,
+            environment=settings.environment.value,
+            pipeline=pipeline.engine.name if pipeline.engine else "off",
+        )
         yield services
         log.info("services_closing")

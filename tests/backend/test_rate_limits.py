@@ -34,6 +34,12 @@ def bearer(sub: str, role: Role = Role.USER) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(JWT_SECRET, sub, role)}"}
 
 
+@pytest.fixture(autouse=True)
+def _no_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These sessions are for counting requests: no videos (and no per-user video limit)."""
+    monkeypatch.setenv("PIPELINE_ENGINE", "off")
+
+
 @pytest.fixture(params=["memory", "redis"])
 def limited(
     request: pytest.FixtureRequest,

@@ -65,7 +65,7 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
     assert set(routes) == {"$connect", "$disconnect", "$default"}
     assert set(routes["$connect"]["RequestParameters"]) == {
         f"route.request.querystring.{name}"
-        for name in ("session_id", "last_seq", "token", "api_key")
+        for name in ("session_id", "last_seq", "epoch", "token", "api_key")
     }
     integrations = _resources(template, "AWS::ApiGatewayV2::Integration")
     for name, integration in integrations.items():
@@ -81,7 +81,7 @@ def test_websocket_routes_post_to_ws_with_the_contract_mappings() -> None:
             "Fn::Sub": "'${GatewaySecret}'"
         }
     connect = integrations["ConnectIntegration"]["RequestParameters"]
-    for name in ("session_id", "last_seq", "token", "api_key"):
+    for name in ("session_id", "last_seq", "epoch", "token", "api_key"):
         assert connect[f"integration.request.querystring.{name}"] == (
             f"route.request.querystring.{name}"
         )

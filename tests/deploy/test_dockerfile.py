@@ -128,19 +128,6 @@ def test_image_command_serves_health_and_exits_cleanly_on_sigterm(tmp_path: Path
         service.stop()
 
 
-_HAS_WORKER = (
-    "worker"
-    in subprocess.run(
-        [str(VENV_BIN / "pipeline-backend"), "--help"], capture_output=True, text=True, check=False
-    ).stdout
-)
-
-
-@pytest.mark.xfail(
-    not _HAS_WORKER,
-    reason="`pipeline-backend worker` arrives with the pipeline's job engine",
-    strict=True,
-)
 def test_worker_role_is_a_command_of_the_image() -> None:
     result = subprocess.run(
         [str(VENV_BIN / "pipeline-backend"), "worker", "--help"],
@@ -192,8 +179,5 @@ def test_image_builds_and_runs_both_roles() -> None:
         assert exit_code == "0", _docker("logs", container).stdout
     finally:
         _docker("rm", "-f", container)
-    role = (
-        ["pipeline-backend", "worker", "--help"] if _HAS_WORKER else ["pipeline-backend", "--help"]
-    )
-    worker = _docker("run", "--rm", tag, *role)
+    worker = _docker("run", "--rm", tag, "pipeline-backend", "worker", "--help")
     assert worker.returncode == 0, worker.stderr

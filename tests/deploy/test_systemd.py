@@ -1,4 +1,4 @@
-"""The systemd unit is one systemd itself accepts (systemd-analyze verify)."""
+"""The systemd units are ones systemd itself accepts (systemd-analyze verify)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.support.uvicorn_process import ROOT
 
 UNIT = ROOT / "deploy/systemd/pipeline-backend.service"
+WORKER_UNIT = ROOT / "deploy/systemd/pipeline-backend-worker.service"
 
 
 def _unit_text() -> str:
@@ -40,11 +41,12 @@ def _verify(unit_text: str, tmp_path: Path) -> list[str]:
     tool = shutil.which("systemd-analyze")
     assert tool, "systemd-analyze is installed by scripts/test (package systemd)"
     # Point the unit at this checkout's venv, so verify can check the executable exists.
-    venv_uvicorn = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin/uvicorn"
-    assert venv_uvicorn.exists()
+    venv = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin"
+    assert (venv / "uvicorn").exists()
+    assert (venv / "pipeline-backend").exists()
     unit = tmp_path / "pipeline-backend.service"
     unit.write_text(
-        unit_text.replace("/opt/pipeline/.venv/bin/uvicorn", str(venv_uvicorn))
+        unit_text.replace("/opt/pipeline/.venv/bin/", f"{venv}/")
         .replace("User=pipeline\n", "")
         .replace("Group=pipeline\n", "")
     )
@@ -66,3 +68,21 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
 def test_systemd_analyze_verify_would_catch_a_typo(tmp_path: Path) -> None:
     broken = _unit_text().replace("NoNewPrivileges=yes", "NoNewPrivilegs=yes")
     assert any("NoNewPrivilegs" in line for line in _verify(broken, tmp_path))
+
+
+def test_systemd_analyze_verify_accepts_the_worker_unit(tmp_path: Path) -> None:
+    assert _verify(WORKER_UNIT.read_text(), tmp_path) == []
+
+
+def test_worker_unit_runs_the_cli_worker_with_the_services_media_directory() -> None:
+    worker, service = WORKER_UNIT.read_text(), _unit_text()
+    assert "ExecStart=/opt/pipeline/.venv/bin/pipeline-backend worker\n" in worker
+    assert "EnvironmentFile=/opt/pipeline/backend/.env\n" in worker
+    for shared in (
+        "StateDirectory=pipeline-backend\n",
+        "Environment=MEDIA_DIR=/var/lib/pipeline-backend/media\n",
+        "Environment=PIPELINE_WORK_DIR=/var/lib/pipeline-backend/work\n",
+    ):
+        assert shared in worker
+        assert shared in service
+    assert "KillSignal=SIGTERM\n" in worker

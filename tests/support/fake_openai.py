@@ -9,7 +9,9 @@ status to fail with, or a delay to exceed the service's timeouts.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import io
 import json
 import math
 import time
@@ -35,6 +37,7 @@ class Behaviour:
 
     fail: int | None = None  # answer with this HTTP status
     delay_s: float = 0.0  # before the first byte
+    fail_times: int | None = None  # fail only this many calls, then answer normally
 
 
 @dataclass
@@ -47,6 +50,9 @@ class FakeOpenAI:
     transcription: Behaviour = field(default_factory=Behaviour)
     chat: Behaviour = field(default_factory=Behaviour)
     speech: Behaviour = field(default_factory=Behaviour)
+    images: Behaviour = field(default_factory=Behaviour)
+    # A structured (json_schema) chat answer: None builds a valid one from the schema.
+    structured: str | None = None
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
 
@@ -79,6 +85,9 @@ class FakeOpenAI:
         failed = await self._behave(self.chat)
         if failed is not None:
             return failed
+        if body.get("response_format", {}).get("type") == "json_schema":
+            content = self.structured or _script_for(body["response_format"]["json_schema"])
+            return JSONResponse(_completion(body["model"], content))
         if body.get("response_format", {}).get("type") == "json_object":
             return JSONResponse(_completion(body["model"], self.evaluation))
         if not body.get("stream"):
@@ -97,9 +106,24 @@ class FakeOpenAI:
         pcm = _voice(len(body["input"]) * self.speech_s_per_char)
         return StreamingResponse(_chunks(pcm), media_type="audio/pcm")
 
+    async def _images(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(("images", body))
+        failed = await self._behave(self.images)
+        if failed is not None:
+            return failed
+        width, height = (int(n) for n in body.get("size", "1024x1024").split("x"))
+        return JSONResponse(
+            {"created": int(time.time()), "data": [{"b64_json": _picture(width, height)}]}
+        )
+
     async def _behave(self, behaviour: Behaviour) -> Response | None:
         if behaviour.delay_s:
             await asyncio.sleep(behaviour.delay_s)
+        if behaviour.fail_times is not None:
+            if behaviour.fail_times <= 0:
+                return None
+            behaviour.fail_times -= 1
         if behaviour.fail is not None:
             return JSONResponse(
                 {"error": {"message": "injected failure", "type": "server_error"}},
@@ -113,8 +137,36 @@ class FakeOpenAI:
                 Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/images/generations", self._images, methods=["POST"]),
             ]
         )
+
+
+def _script_for(json_schema: dict[str, Any]) -> str:
+    """A script that satisfies the pipeline's schema (its scene count included)."""
+    count = json_schema["schema"]["properties"]["scenes"]["minItems"]
+    scenes = [
+        {
+            "title": f"Part {n}",
+            "narration": f"This is part {n} of the story. It is told by a test model.",
+            "visual": f"A simple picture for part {n}",
+            "target_s": 5,
+        }
+        for n in range(1, count + 1)
+    ]
+    return json.dumps({"title": "A test story", "scenes": scenes})
+
+
+def _picture(width: int, height: int) -> str:
+    """A PNG with a gradient, base64 encoded as the images endpoint answers."""
+    from PIL import Image
+
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)
+    pixels = np.stack([np.tile(ramp, (height, 1))] * 3, axis=-1)
+    pixels[..., 2] = 160
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _completion(model: str, content: str) -> dict[str, Any]:

@@ -15,14 +15,15 @@ import uvicorn
 from backend.app.main import create_app
 from backend.app.services import Services
 from backend.app.settings import Settings
+from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 
 
 class LiveServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pipeline: PipelineSettings | None = None) -> None:
         self.settings = settings
         self.port = free_port()
-        self.app = create_app(settings)
+        self.app = create_app(settings, pipeline)
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, ws="websockets-sansio",
             ws_max_size=settings.ws_max_frame_bytes, log_config=None, lifespan="on",
@@ -46,8 +47,10 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
-    live = LiveServer(settings)
+async def live_server(
+    settings: Settings, pipeline: PipelineSettings | None = None
+) -> AsyncIterator[LiveServer]:
+    live = LiveServer(settings, pipeline)
     task = asyncio.create_task(live.server.serve())
     try:
         while not live.server.started:

@@ -1,15 +1,19 @@
 """A private redis-server on a free port, for tests that stop and restart Redis.
 
 The shared Redis on 6379 is never stopped by a test; tests that need an outage run
-their own server here.
+their own server here, and only here: SHUTDOWN, kill -9, CLIENT KILL, DEBUG SLEEP,
+CONFIG SET and SIGSTOP are methods of this class.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -46,6 +50,8 @@ class RedisServer:
             "yes" if self.persistent else "no",
             "--appendfsync",
             "always",
+            "--enable-debug-command",
+            "local",  # DEBUG SLEEP: the stalled-Redis fault
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -70,3 +76,40 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    # -- faults --------------------------------------------------------------------------
+    def command(self, *args: Any, timeout_s: float = 5.0) -> Any:
+        """One command on a fresh connection of its own."""
+        client = redis.Redis(port=self.port, socket_timeout=timeout_s)
+        try:
+            return client.execute_command(*args)
+        finally:
+            client.close()
+
+    def shutdown(self, *, save: bool = True) -> None:
+        """``redis-cli SHUTDOWN`` (the AOF is flushed when persistent), or ``SHUTDOWN
+        NOSAVE``: without persistence, the data is gone."""
+        assert self.process is not None
+        with contextlib.suppress(redis.ConnectionError):  # it closes as it exits
+            self.command(*(("SHUTDOWN",) if save else ("SHUTDOWN", "NOSAVE")))
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no goodbye to the clients."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill_clients(self, kind: str) -> int:
+        """``CLIENT KILL TYPE normal|pubsub``: how many connections went."""
+        return int(self.command("CLIENT", "KILL", "TYPE", kind))

@@ -83,6 +83,8 @@ class ServiceProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.process.kill()  # never leave a half-started service behind
+        self.process.wait()
         raise RuntimeError(f"service did not become healthy:\n{self.logs()}")
 
     def logs(self) -> str:

@@ -152,6 +152,9 @@ class GatewayBridge:
                 "session_id must be 1-128 of [A-Za-z0-9._:-]", code="invalid_session"
             )
         last_seq = seq_from_query(query.get("last_seq"))
+        epoch = query.get("epoch") or None
+        if epoch is not None and not SESSION_ID.fullmatch(epoch):
+            raise InvalidInput("epoch is the one a snapshot gave", code="invalid_epoch")
         principal = await self._auth.authenticate(
             token=query.get("token") or None, api_key=query.get("api_key") or None
         )
@@ -169,6 +172,7 @@ class GatewayBridge:
             anonymous=principal.anonymous,
             session_id=session_id,
             last_seq=last_seq,
+            epoch=epoch,
         )
         await self.registry.register(record)
         log.info("apigw_connected", connection_id=connection_id, session_id=session_id)
@@ -177,6 +181,10 @@ class GatewayBridge:
     async def message(self, connection_id: str, text: str) -> None:
         record = await self.registry.get(connection_id)
         if record is None:
+            # API Gateway still holds a socket the registry does not know: its DISCONNECT
+            # was lost, or Redis lost its data. Close it, so the client reconnects and
+            # resumes with a snapshot, instead of waiting for events that never come.
+            await self._sender.disconnect(connection_id)
             raise NotFound("no such API Gateway connection", code="unknown_connection")
         transport = ApiGatewayTransport(connection_id, self._sender)
         if not await self._frame_allowed(connection_id, transport):

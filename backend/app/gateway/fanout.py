@@ -21,6 +21,13 @@ covered and, with the catch-up pass a new pump makes, never skips what came betw
 A connection that API Gateway keeps throttling stops at its cursor and is caught up
 from history on the next event. If the leaseholder dies, another process takes the
 lease within ``lease_s`` and carries on from the cursors.
+
+A post and its cursor write cannot be one transaction: when Redis dies between them,
+the cursor says less than what went out. The process keeps such unsaved cursors
+(:class:`UnsavedCursors`) and its next pump of the room writes them before it reads
+any, so a Redis restart never makes it post an event twice. (If Redis stays away
+longer than the lease and another process takes the room over, that process cannot
+know; it may repeat the events posted in the last moment before the outage.)
 """
 
 from __future__ import annotations
@@ -64,6 +71,28 @@ class RoomFeed(Protocol):
 IN_FLIGHT_POST_S = 5.0  # how long a stopping pump waits to learn a post's outcome
 
 
+class UnsavedCursors:
+    """Cursors this process posted up to but could not write (the store was away)."""
+
+    def __init__(self) -> None:
+        self._seqs: dict[tuple[str, str], int] = {}
+
+    def keep(self, room: str, connection_id: str, seq: int) -> None:
+        key = (room, connection_id)
+        self._seqs[key] = max(seq, self._seqs.get(key, seq))
+
+    async def save(self, room: str, registry: ConnectionRegistry) -> None:
+        """Write the room's unsaved cursors (raises StoreUnavailable while it is away)."""
+        for (kept_room, cid), seq in list(self._seqs.items()):
+            if kept_room != room:
+                continue
+            if await registry.get(cid) is not None:
+                cursors = await registry.cursors(room, [cid])
+                if cursors[0] is not None and cursors[0] < seq:
+                    await registry.advance(room, cid, seq)
+            del self._seqs[(room, cid)]
+
+
 def _lease_key(room: str) -> str:
     return f"apigw:pump:{room}"
 
@@ -79,15 +108,18 @@ class RoomPump:
         sender: ApiGatewaySender,
         *,
         retry_s: float = 1.0,
+        unsaved: UnsavedCursors | None = None,
     ) -> None:
         self.room = room
         self._retry_s = retry_s
+        self._unsaved = unsaved if unsaved is not None else UnsavedCursors()
         self._lagging: set[str] = set()  # throttled connections waiting for a catch-up
         self._feed = feed
         self._registry = registry
         self._sender = sender
 
     async def run(self, started: asyncio.Event | None = None) -> None:
+        await self._unsaved.save(self.room, self._registry)  # before any cursor is read
         async with self._feed.follow(self.room) as live:
             if started is not None:
                 started.set()
@@ -158,7 +190,11 @@ class RoomPump:
             # Even when the pump is stopped (lease lost, process ending): the cursor must
             # say what was posted, or the next leaseholder posts it again.
             if delivered is not None:
-                await self._registry.advance(self.room, connection_id, delivered)
+                try:
+                    await self._registry.advance(self.room, connection_id, delivered)
+                except DomainError:
+                    self._unsaved.keep(self.room, connection_id, delivered)
+                    raise
 
     async def _post(self, connection_id: str, event: FeedEvent) -> PostOutcome:
         """One post; if cancelled while it is in flight (a thread), learn how it ended."""
@@ -200,6 +236,7 @@ class Fanout:
         self._lease_s = lease_s
         self._owner = f"{os.getpid()}:{id(self)}".encode()
         self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._unsaved = UnsavedCursors()
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -250,7 +287,7 @@ class Fanout:
 
     async def _start(self, room: str) -> None:
         started = asyncio.Event()
-        pump = RoomPump(room, self._feed, self._registry, self._sender)
+        pump = RoomPump(room, self._feed, self._registry, self._sender, unsaved=self._unsaved)
         task = asyncio.create_task(pump.run(started), name=f"apigw-pump:{room}")
         self._pumps[room] = task  # owned here: _stop cancels and awaits it
         waiter = asyncio.create_task(started.wait())

@@ -32,7 +32,7 @@ class HubFrames:
         record = client.record
         await _post(client, protocol.connected(client.connection_id, record.session_id))
         if record.session_id is not None:
-            await self._join(client, record.session_id, record.last_seq, None)
+            await self._join(client, record.session_id, record.last_seq, record.epoch)
 
     async def handle_frame(self, client: GatewayClient, text: str) -> None:
         request_id: Any = None

@@ -63,6 +63,7 @@ class GatewayConnection:
     anonymous: bool
     session_id: str | None = None
     last_seq: int | None = None
+    epoch: str | None = None  # of the history ``last_seq`` counts in, when the client sent it
     connected_at: float = field(default_factory=time.time)
 
     @property

@@ -39,7 +39,7 @@ async def open_hub(
 ) -> AsyncIterator[tuple[Hub, Sessions]]:
     hub_metrics = HubMetrics(metrics.registry)
     bus = open_bus(settings, store, hub_metrics)
-    sessions = Sessions(store, auth_enabled=settings.auth_configured)
+    sessions = Sessions(store, auth_enabled=settings.auth_configured, history=bus.history)
     hub = Hub(
         bus,
         store,

@@ -34,6 +34,11 @@ class HubMetrics:
         self.listener_reconnects = Counter(
             "hub_listener_reconnects_total", "Times the bus listener reconnected", registry=registry
         )
+        self.listener_restarts = Counter(
+            "hub_listener_restarts_total",
+            "Times the supervisor replaced a bus listener that ended or stopped making progress",
+            registry=registry,
+        )
         self.listener_up = Gauge(
             "hub_listener_up", "1 while the bus listener is connected", registry=registry
         )

@@ -13,8 +13,11 @@ keys in one slot):
   client messages ``{"k":"m",...}``; channel ``P hub:node:<node>``: direct messages.
 
 One Lua script does INCR, XADD, HSET, EXPIRE and PUBLISH atomically, so every process
-sees one order. The listener reconnects with backoff and re-reads each followed stream
-after the last seq it delivered: nothing is lost or repeated across a Redis hiccup.
+sees one order. The listener (:mod:`.redis_listener`, supervised) reconnects with backoff
+and re-reads each followed stream after the last seq it delivered: nothing is lost or
+repeated across a Redis hiccup. History reads are idempotent and run once more on a
+fresh connection when a restart killed the pooled one; the publish script never runs
+twice (a 503, and the agent retries).
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from redis.exceptions import RedisError
 from backend.app.hub.bus import BusUnavailable, History, Published, Sink, node_of
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.protocol import dumps
+from backend.app.hub.redis_listener import Listener, ListenerDown
+from backend.app.storage.redis_pool import idempotent
 
 log = structlog.get_logger(__name__)
-
-RESUBSCRIBE_TIMEOUT_S = 5.0  # bound on (re)subscribing after a connection is lost
 
 PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
@@ -85,11 +88,14 @@ class RedisBus:
         self._sink: Sink | None = None
         self._followed: set[str] = set()
         self._last: dict[str, tuple[str, int]] = {}
-        self._pubsub: Any = None
-        self._connected = False
-        self._connected_event = asyncio.Event()
+        self._listener = Listener(
+            client,
+            channels=self._channels,
+            on_subscribed=self._catch_up,
+            on_message=self._dispatch,
+            metrics=metrics,
+        )
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     # -- keys ------------------------------------------------------------------------
     def _key(self, session_id: str, part: str) -> str:
@@ -104,31 +110,30 @@ class RedisBus:
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, sink: Sink) -> None:
         self._sink = sink
-        self._task = asyncio.create_task(self._listen(), name="hub-redis-listener")
+        # Owned here: close() cancels it, and its supervisor retires the listener.
+        self._task = asyncio.create_task(self._listener.supervise(), name="hub-redis-supervisor")
         # Readiness should be true from the start when Redis is there.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
-                await self._connected_event.wait()
+                await self._listener.connected_event.wait()
 
     async def close(self) -> None:
-        self._closed = True
         if self._task is not None:
             self._task.cancel()
-            # redis-py can swallow a cancellation mid-read; closing the socket ends it.
-            done, _ = await asyncio.wait({self._task}, timeout=2.0)
-            if not done and self._pubsub is not None:
-                await self._pubsub.aclose()
             await asyncio.gather(self._task, return_exceptions=True)
         self._sink = None
 
     async def ping(self) -> None:
+        """Readiness: the listener is subscribed and hearing Redis, and Redis answers."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):  # a reconnect may be under way
-                await self._connected_event.wait()
-        if not self._connected:
-            raise BusUnavailable("the hub's Redis listener is not connected")
+                await self._listener.connected_event.wait()
         try:
-            await self._client.ping()
+            self._listener.check()
+        except ListenerDown as exc:
+            raise BusUnavailable(str(exc)) from None
+        try:
+            await idempotent(self._client, self._client.ping)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
@@ -158,7 +163,8 @@ class RedisBus:
 
     async def history(self, session_id: str, after_seq: int | None, limit: int = 1000) -> History:
         stream = self._key(session_id, "stream")
-        try:
+
+        async def read() -> list[Any]:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(self._key(session_id, "epoch"))
                 pipe.get(self._key(session_id, "seq"))
@@ -166,7 +172,10 @@ class RedisBus:
                 if after_seq is not None:
                     pipe.xrange(stream, min=f"{after_seq + 1}-0", max="+", count=limit)
                     pipe.xrange(stream, min="-", max="+", count=1)
-                results = await pipe.execute()
+                return await pipe.execute()
+
+        try:
+            results = await idempotent(self._client, read)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         epoch = _text(results[0]) if results[0] is not None else "0"
@@ -195,11 +204,11 @@ class RedisBus:
     # -- live traffic ----------------------------------------------------------------
     async def follow(self, session_id: str) -> None:
         self._followed.add(session_id)
-        if self._connected and self._pubsub is not None:
-            try:
-                await self._pubsub.subscribe(self._room_channel(session_id))
-            except (RedisError, OSError) as exc:
-                log.warning("hub_subscribe_failed", session_id=session_id, error=str(exc))
+        try:
+            await self._listener.subscribe(self._room_channel(session_id))
+        except (RedisError, OSError) as exc:
+            # The listener's connection failed: its reconnect subscribes every followed room.
+            log.warning("hub_subscribe_failed", session_id=session_id, error=str(exc))
         if session_id not in self._last:
             try:
                 head = await self.history(session_id, None)
@@ -210,10 +219,9 @@ class RedisBus:
     async def unfollow(self, session_id: str) -> None:
         self._followed.discard(session_id)
         self._last.pop(session_id, None)
-        if self._connected and self._pubsub is not None:
-            # On failure a reconnect subscribes only what is followed then.
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.unsubscribe(self._room_channel(session_id))
+        # On failure a reconnect subscribes only what is followed then.
+        with contextlib.suppress(RedisError, OSError):
+            await self._listener.unsubscribe(self._room_channel(session_id))
 
     async def send(self, envelope: dict[str, Any]) -> None:
         target = envelope.get("target")
@@ -227,49 +235,15 @@ class RedisBus:
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
 
-    async def _listen(self) -> None:
-        backoff = 0.1
-        while not self._closed:
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-            try:
-                # Bounded: once, right after a Redis restart, this hung for a minute with
-                # no error, and the listener never came back.
-                async with asyncio.timeout(RESUBSCRIBE_TIMEOUT_S):
-                    await self._pubsub.subscribe(
-                        self._node_channel(self.node_id),
-                        *(self._room_channel(room) for room in self._followed),
-                    )
-                self._set_connected(True)
-                await self._catch_up()
-                backoff = 0.1
-                async for message in self._pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._dispatch(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError, TimeoutError) as exc:
-                if self._closed:
-                    return
-                self._set_connected(False)
-                self._metrics.listener_reconnects.inc()
-                log.warning("hub_listener_lost", error=str(exc), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-            finally:
-                self._set_connected(False)
-                await self._pubsub.aclose()
-
-    def _set_connected(self, connected: bool) -> None:
-        self._connected = connected
-        if connected:
-            self._connected_event.set()
-        else:
-            self._connected_event.clear()
-        self._metrics.listener_up.set(1 if connected else 0)
+    def _channels(self) -> list[str]:
+        """What a (re)connecting listener subscribes: this node, and every followed room."""
+        rooms = (self._room_channel(room) for room in self._followed)
+        return [self._node_channel(self.node_id), *rooms]
 
     async def _catch_up(self) -> None:
         """After (re)connecting: everything published while the listener was away."""
         for room in tuple(self._followed):
+            self._listener.step()
             epoch, seq = self._last.get(room, ("", 0))
             await self._fill(room, epoch, seq)
 
@@ -287,7 +261,15 @@ class RedisBus:
             self._emit(event)
 
     async def _dispatch(self, data: Any) -> None:
-        body = json.loads(data)
+        try:
+            body = json.loads(data)
+            await self._route(body)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # The channel is documented for other languages: a malformed message is
+            # dropped, never the listener.
+            log.warning("hub_bad_channel_message", error=repr(exc))
+
+    async def _route(self, body: Any) -> None:
         if body.get("k") == "m":
             if self._sink is not None:
                 self._sink.on_message(body)

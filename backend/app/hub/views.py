@@ -12,8 +12,12 @@ _TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def derive_status(recorded: str | None, agents: dict[str, Any]) -> str:
-    if recorded == "cancelled":
-        return "cancelled"
+    """The pipeline's own record and final event win; otherwise what the agents say."""
+    if recorded in _TERMINAL:
+        return recorded
+    run = (agents.get("pipeline") or {}).get("status")
+    if run in _TERMINAL | {"running", "queued"}:
+        return str(run)
     statuses = {event.get("status") for event in agents.values()}
     if "failed" in statuses:
         return "failed"
@@ -46,7 +50,7 @@ async def session_view(
     base.pop("status", None)
     outputs = dict(base.pop("outputs", {}) or {})
     for event in history.agents.values():  # agents report outputs such as video_url
-        for key in ("video_url", "thumbnail_url"):
+        for key in ("video_url", "captions_url", "thumbnail_url"):
             value = (event.get("data") or {}).get(key)
             if isinstance(value, str):
                 outputs.setdefault(key, value)

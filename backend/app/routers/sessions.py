@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from backend.app.auth import Principal
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
-from backend.app.errors import NotFound
+from backend.app.errors import Conflict, NotFound
 from backend.app.http_errors import error_responses
 from backend.app.hub.events import Status, new_event_fields, valid_session_id
 from backend.app.hub.json_shape import json_problem
 from backend.app.hub.seq import MAX_SEQ
+from backend.app.hub.sessions import SessionRecord
 from backend.app.hub.views import session_view
 from backend.app.rate_limits import LimitName
+from backend.app.services import Services
+from backend.pipeline.options import VideoOptions
 
 router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(401, 503))
 _ONE_SESSION = error_responses(400, 403, 404)
@@ -29,16 +34,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class NewSession(BaseModel):
-    model_config = ConfigDict(extra="allow")  # further options are kept with the session
+class NewSession(VideoOptions):
+    """A video to generate: the prompt, the options (each bounded), an optional id."""
+
+    model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=20_000)
     session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
-
-    @model_validator(mode="after")
-    def _options_are_plain(self) -> NewSession:
-        _plain(self.model_extra or {})
-        return self
 
 
 class NewEvent(BaseModel):
@@ -60,9 +62,33 @@ class NewEvent(BaseModel):
 async def create_session(
     body: NewSession, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
-    options = body.model_extra or {}
-    record = await services.sessions.create(principal, body.prompt, options, body.session_id)
+    options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
+    pipeline = services.pipeline
+    if not pipeline.enabled:
+        record = await services.sessions.create(principal, body.prompt, options, body.session_id)
+        return await session_view(services.hub.bus, record.session_id, record)
+    async with pipeline.admission(principal.sub):
+        await pipeline.admit(principal.sub)
+        record = await services.sessions.create(
+            principal, body.prompt, options, body.session_id, status="queued"
+        )
+        await pipeline.start(record.session_id, principal.sub)
     return await session_view(services.hub.bus, record.session_id, record)
+
+
+@router.get("/sessions", responses=error_responses(400))
+async def list_sessions(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    """The caller's sessions, newest first; pass ``next_cursor`` back for the next page."""
+    records, next_cursor = await services.sessions.owned(principal.sub, limit=limit, cursor=cursor)
+    views = await asyncio.gather(
+        *(session_view(services.hub.bus, record.session_id, record) for record in records)
+    )
+    return {"sessions": list(views), "next_cursor": next_cursor}
 
 
 @router.get("/sessions/{session_id}", responses=_ONE_SESSION)
@@ -109,26 +135,48 @@ async def publish_event(
     return {"seq": event.seq}
 
 
-@router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION)
+@router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION | error_responses(409))
 async def cancel_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    history = await services.hub.bus.history(session_id, None)
-    if record is None and history.last_seq == 0:
+    record = await _owned(services, principal, session_id)
+    if record is not None and services.pipeline.enabled:
+        await services.pipeline.cancel(session_id)
+    else:  # agents elsewhere do the work: end what they left unfinished
+        if record is not None and record.status in ("completed", "failed", "cancelled"):
+            raise Conflict(f"the session is already {record.status}", code="session_finished")
+        await _cancel_agents(services, session_id)
+        if record is not None:
+            await services.sessions.update(session_id, status="cancelled")
+    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+
+
+@router.post(
+    "/sessions/{session_id}/retry", status_code=202, responses=_ONE_SESSION | error_responses(409)
+)
+async def retry_session(
+    session_id: str, principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    record = await _owned(services, principal, session_id)
+    if record is None:
         raise NotFound("no such session", code="session_not_found")
+    await services.pipeline.retry(session_id, record.owner)
+    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+
+
+async def _owned(services: Services, principal: Principal, session_id: str) -> SessionRecord | None:
+    record = await services.sessions.readable(principal, valid_session_id(session_id))
+    if record is None and (await services.hub.bus.history(session_id, None)).last_seq == 0:
+        raise NotFound("no such session", code="session_not_found")
+    return record
+
+
+async def _cancel_agents(services: Services, session_id: str) -> None:
+    history = await services.hub.bus.history(session_id, None)
     for agent, event in history.agents.items():
         if event.get("status") in ("queued", "running", "info"):
-            await services.hub.publish(
-                session_id,
-                new_event_fields(
-                    agent, "cancelled", event.get("progress"), "cancelled by the owner"
-                ),
-            )
-    if record is not None:
-        record.status = "cancelled"
-        await services.sessions.save(record)
-    return await session_view(services.hub.bus, session_id, record)
+            fields = new_event_fields(agent, "cancelled", event.get("progress"), "cancelled")
+            await services.hub.publish(session_id, fields)
 
 
 def _load(text: str) -> Any:

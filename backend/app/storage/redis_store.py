@@ -2,7 +2,8 @@
 
 Connection errors become :class:`StoreUnavailable` (503 at the edge); the pool
 reconnects on the next call, so a Redis that comes back is used again without a
-restart.
+restart. Idempotent calls meet a connection the restart killed at most once, and then
+run again on a fresh one (:mod:`.redis_pool`): no stray 503 minutes after a restart.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backend.app.storage.base import StoreUnavailable
+from backend.app.storage.redis_pool import idempotent, open_pool
 
 log = structlog.get_logger(__name__)
 
@@ -36,24 +38,15 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "pb:", max_connections: int = 64) -> RedisStore:
-        # A blocking pool: a burst (a thousand clients joining at once) waits for a free
-        # connection instead of failing with "Too many connections".
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5.0,
-            socket_connect_timeout=2.0,
-            socket_timeout=5.0,
-            health_check_interval=15,
-        )
-        return cls(redis.Redis(connection_pool=pool), prefix=prefix)
+        return cls(open_pool(url, max_connections=max_connections), prefix=prefix)
 
     def key(self, key: str) -> str:
         return self.prefix + key
 
-    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, op: Callable[[], Awaitable[T]], *, retry: bool = True) -> T:
+        """``retry``: the call is idempotent and may run again on a fresh connection."""
         try:
-            return await op()
+            return await (idempotent(self.client, op) if retry else op())
         except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as exc:
             # Redis's own words stay in the log: clients get a fixed message.
             log.warning("store_failed", error=repr(exc)[:300])
@@ -74,15 +67,16 @@ class RedisStore:
 
     async def put_if_absent(self, key: str, value: bytes, *, ttl_s: float | None = None) -> bool:
         stored = await self._call(
-            lambda: self.client.set(self.key(key), value, px=_ms(ttl_s), nx=True)
+            lambda: self.client.set(self.key(key), value, px=_ms(ttl_s), nx=True), retry=False
         )
         return bool(stored)
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._call(lambda: self.client.delete(self.key(key))))
+        # Not retried: a second run after a lost reply would answer False.
+        return bool(await self._call(lambda: self.client.delete(self.key(key)), retry=False))
 
     async def incr(self, key: str, amount: int = 1) -> int:
-        return int(await self._call(lambda: self.client.incrby(self.key(key), amount)))
+        return int(await self._call(lambda: self.client.incrby(self.key(key), amount), retry=False))
 
     async def expire(self, key: str, ttl_s: float) -> bool:
         return bool(await self._call(lambda: self.client.pexpire(self.key(key), _ms(ttl_s) or 1)))

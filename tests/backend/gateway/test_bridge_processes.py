@@ -66,5 +66,7 @@ def test_connect_message_disconnect_spread_over_two_processes(
         ("pong", None),
     ]
     assert _post(two, "spread=", "DISCONNECT") == 200
-    assert _post(one, "spread=", "MESSAGE", '{"action": "ping"}') == 404
     assert len(moto_connections.messages("spread=")) == 5
+    assert _post(one, "spread=", "MESSAGE", '{"action": "ping"}') == 404
+    # nothing posted after DISCONNECT; the late frame's socket is closed (moto forgets it)
+    assert moto_connections.raw("spread=") == b""

@@ -13,7 +13,7 @@ from backend.app.auth import Role
 from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
 from backend.app.gateway.fanout import Fanout, RoomPump
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
-from backend.app.storage import Store, open_store
+from backend.app.storage import Store, StoreUnavailable, open_store
 from tests.backend.gateway.memory_feed import MemoryFeed
 from tests.support.moto_apigw import REGION, MotoConnections
 
@@ -218,3 +218,38 @@ async def test_an_event_too_large_for_api_gateway_is_skipped_not_wedging_the_roo
     feed.publish(ROOM)
     await _eventually(lambda: _seqs(moto_connections, "big=") == [2], "the next event arrives")
     assert a.fanout.pumping == {ROOM}
+
+
+class FlakyCursorWrites(ConnectionRegistry):
+    """The store goes away right after the first post: that cursor write fails."""
+
+    failures = 1
+
+    async def advance(self, room: str, connection_id: str, seq: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("redis is unreachable (injected, between post and write)")
+        await super().advance(room, connection_id, seq)
+
+
+async def test_a_cursor_the_store_could_not_take_is_written_before_the_next_pump_posts(
+    store: Store, moto_connections: MotoConnections, feed: MemoryFeed
+) -> None:
+    """Before: the restarted pump read the old cursor and posted event 1 again."""
+    process = Process(store, moto_connections, feed)
+    process.registry = FlakyCursorWrites(store)
+    process.fanout = Fanout(store, process.registry, process.sender, feed, lease_s=0.6)
+    try:
+        await _join(process.registry, "once=")
+        process.start()
+        await _eventually(lambda: bool(process.fanout.pumping), "a pump")
+        feed.publish(ROOM)
+        await _eventually(lambda: _seqs(moto_connections, "once=") == [1], "event 1")
+        await _eventually(lambda: bool(process.fanout.pumping), "the pump restarted")
+        for _ in range(2):
+            feed.publish(ROOM)
+        await _eventually(lambda: len(_seqs(moto_connections, "once=")) >= 3, "events 2, 3")
+        await asyncio.sleep(0.5)
+        assert _seqs(moto_connections, "once=") == [1, 2, 3]
+    finally:
+        await process.stop()

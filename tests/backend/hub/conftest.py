@@ -10,6 +10,12 @@ from backend.app.settings import Settings
 from tests.support.live_server import LiveServer, live_server
 
 
+@pytest.fixture(autouse=True)
+def _no_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub's tests play the agents themselves: the service records sessions only."""
+    monkeypatch.setenv("PIPELINE_ENGINE", "off")
+
+
 @pytest.fixture(params=["memory", "redis"])
 def hub_settings(
     request: pytest.FixtureRequest,

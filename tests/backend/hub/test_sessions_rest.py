@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -163,3 +164,43 @@ async def test_websocket_auth_closes_4401_and_4403(
     assert (await alice.recv())["type"] == "joined"
     assert (await alice.recv())["type"] == "snapshot"
     await alice.close()
+
+
+async def test_listing_gives_the_callers_sessions_newest_first_page_by_page(
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    for store_url in (None, redis_url):
+        app = await start_app(
+            make_settings(
+                auth_jwt_secret=JWT_SECRET, redis_url=store_url, redis_prefix=redis_prefix
+            )
+        )
+        alice, bob = bearer("alice"), bearer("bob")
+        made = []
+        for n in range(5):
+            response = await app.client.post(
+                "/api/sessions", json={"prompt": f"video {n}"}, headers=alice
+            )
+            assert response.status_code == 201, response.text
+            made.append(response.json()["session_id"])
+            await asyncio.sleep(0.002)  # created_at has millisecond resolution
+        await app.client.post("/api/sessions", json={"prompt": "bob's"}, headers=bob)
+        seen, cursor = [], None
+        while True:
+            query = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+            page = await app.client.get("/api/sessions", params=query, headers=alice)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            assert len(body["sessions"]) <= 2
+            seen += [session["session_id"] for session in body["sessions"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(made))  # newest first, each once, none of bob's
+        assert all(s["status"] for s in body["sessions"])
+        bad = await app.client.get("/api/sessions", params={"cursor": "%%%"}, headers=alice)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["code"] == "invalid_cursor"
