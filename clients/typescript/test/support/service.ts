@@ -22,7 +22,7 @@ function uvBinary(): string {
 
 /** The caller's environment without the service's own settings (a developer's .env shell). */
 function inheritedEnv(): NodeJS.ProcessEnv {
-  const own = /^(AUTH_|REDIS_|APIGW_|TURN_|OPENAI_|INTERVIEW_|HUB_|WS_|STT_|LLM_|TTS_|S3_|FRONTEND_URL$)/;
+  const own = /^(AUTH_|REDIS_|APIGW_|TURN_|OPENAI_|INTERVIEW_|HUB_|WS_|STT_|LLM_|TTS_|S3_|PIPELINE_|MEDIA_DIR$|FRONTEND_URL$)/;
   return Object.fromEntries(Object.entries(process.env).filter(([key]) => !own.test(key)));
 }
 
