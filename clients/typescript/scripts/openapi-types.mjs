@@ -16,6 +16,9 @@ export async function renderTypes(schema) {
   const ast = await openapiTS(structuredClone(schema), {
     alphabetize: true,
     exportType: true,
+    // a field with a default is optional to send (NewSession's duration_s, resolution,
+    // style): openapi-typescript would otherwise make it required in request bodies too
+    defaultNonNullable: false,
   });
   return HEADER + astToString(ast);
 }

@@ -22,7 +22,7 @@ function uvBinary(): string {
 
 /** The caller's environment without the service's own settings (a developer's .env shell). */
 function inheritedEnv(): NodeJS.ProcessEnv {
-  const own = /^(AUTH_|REDIS_|APIGW_|TURN_|OPENAI_|INTERVIEW_|HUB_|WS_|STT_|LLM_|TTS_|S3_|FRONTEND_URL$)/;
+  const own = /^(AUTH_|REDIS_|APIGW_|TURN_|OPENAI_|INTERVIEW_|HUB_|WS_|STT_|LLM_|TTS_|S3_|PIPELINE_|MEDIA_DIR$|FRONTEND_URL$)/;
   return Object.fromEntries(Object.entries(process.env).filter(([key]) => !own.test(key)));
 }
 
@@ -94,4 +94,39 @@ export class ServiceProcess {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** `uv run pipeline-backend ARGS` with these settings; its stdout, or an error with its stderr. */
+export async function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
+  const child = spawn(uvBinary(), ["run", "--frozen", "pipeline-backend", ...args], {
+    cwd: REPO_ROOT,
+    env: { ...inheritedEnv(), LOG_LEVEL: "WARNING", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", resolve);
+  });
+  clearTimeout(timer);
+  if (code !== 0) throw new Error(`pipeline-backend ${args.join(" ")} exited ${code}: ${stderr.slice(-2000)}`);
+  return stdout;
+}
+
+export interface CreatedKey {
+  id: string;
+  key: string;
+}
+
+/** A new API key from the real CLI (`apikey create`), read from what it prints once. */
+export async function createApiKey(name: string, role: string, env: Record<string, string>): Promise<CreatedKey> {
+  const out = await runCli(["apikey", "create", "--name", name, "--role", role], env);
+  const id = /^id:\s+(\S+)$/m.exec(out)?.[1];
+  const key = /^key:\s+(pbk_\S+)$/m.exec(out)?.[1];
+  if (!id || !key) throw new Error(`apikey create printed no id and key: ${out}`);
+  return { id, key };
 }
