@@ -10,7 +10,8 @@ and must get every event after it, some join and leave a second room, some drop 
 socket without a close frame); a few long-lived subscribers; REST polling; interviews
 started and ended with the greeter (signaling only: no WebRTC media in this soak).
 Rate limits are off in the service (``RATE_LIMITS_ENABLED=false``): one address opens
-thousands of sockets.
+thousands of sockets. The pipeline is off (`PIPELINE_ENGINE=off`): sessions are
+records and status channels here, not videos to render.
 
 Each sample prints the service's RSS and open fds (from /proc/PID) and its asyncio task
 count (``process_asyncio_tasks`` from /metrics). At the end: RSS growth per hour (the
@@ -370,6 +371,8 @@ async def _main(args: argparse.Namespace) -> int:
                 "REDIS_PREFIX": prefix,
                 "AUTH_JWT_SECRET": JWT_SECRET,
                 "RATE_LIMITS_ENABLED": "false",
+                # Sessions are records and status channels here, not videos to render.
+                "PIPELINE_ENGINE": "off",
                 "INTERVIEW_CONVERSATION": "greeter",
                 "INTERVIEW_MAX_CONCURRENT": "100",
                 "LOG_LEVEL": "WARNING",

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -106,9 +108,16 @@ def _encode(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _die_with_parent() -> None:
-    """A worker killed with SIGKILL cannot kill its child: the child notices and exits,
-    so it never writes into a run that another worker has taken over."""
+    """A worker killed with SIGKILL cannot kill its child: the child must exit by itself,
+    so it never writes into a run that another worker has taken over. On Linux the kernel
+    sends it SIGKILL the moment its parent dies (PR_SET_PDEATHSIG); elsewhere, and as a
+    second line, a thread notices the new parent within 0.2 s."""
     parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died before the request took effect
+            os._exit(3)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -116,6 +125,9 @@ def _die_with_parent() -> None:
         os._exit(3)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def main() -> int:

@@ -41,7 +41,13 @@ def _strict(text: str | bytes) -> Any:
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def service(request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    env = {"LOG_LEVEL": "warning", "INTERVIEW_CONVERSATION": "greeter"}
+    env = {
+        "LOG_LEVEL": "warning",
+        "INTERVIEW_CONVERSATION": "greeter",
+        # The fuzzer sends frames as fast as it can: the frame limit (tested on its own in
+        # tests/backend/test_rate_limits.py) would answer its probes rate_limited.
+        "RATE_LIMIT_WS_FRAME": "100000/second",
+    }
     if request.param == "redis":
         env |= {"REDIS_URL": TEST_REDIS_URL, "REDIS_PREFIX": prefix}
     process = ServiceProcess(env)
