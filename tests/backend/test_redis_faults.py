@@ -178,7 +178,9 @@ async def debug_sleep(redis: RedisServer, _: Cell) -> float:
 async def sigstop(redis: RedisServer, _: Cell) -> float:
     redis.pause()
     try:
-        await asyncio.sleep(6)  # longer than the client's socket timeout (5 s)
+        # Well past the client's socket timeout (5 s): a request sent in the first 3 s must
+        # time out (a 6 s stop left a 1 s window, which a loaded machine could miss).
+        await asyncio.sleep(8)
     finally:
         redis.resume()
     return time.monotonic()
@@ -204,10 +206,10 @@ FAULTS: dict[str, Fault] = {
     "client-kill-normal": kill_normal_clients,
     "pubsub-buffer-overflow": overflow_pubsub_buffer,
     "debug-sleep-3": debug_sleep,
-    "sigstop-6s": sigstop,
+    "sigstop-8s": sigstop,
     "shutdown-restart-no-persistence": restart_without_persistence,  # last: loses data
 }
-AWAY = {"shutdown-restart-aof", "kill-9", "sigstop-6s", "shutdown-restart-no-persistence"}
+AWAY = {"shutdown-restart-aof", "kill-9", "sigstop-8s", "shutdown-restart-no-persistence"}
 # Faults that must have cost every process its pub/sub connection (proof the fault hit).
 LISTENER_LOST = AWAY | {"client-kill-pubsub", "pubsub-buffer-overflow"}
 
