@@ -18,7 +18,9 @@ from backend.pipeline.runner import TERMINAL, Runner
 log = structlog.get_logger(__name__)
 ACTIVE_TTL_S = 24 * 3600
 CANCEL_WAIT_S = 6.0
-ADMIT_LOCK_S = 10.0  # held for one admission (a few store round trips)
+# Held for one admission (a few store round trips, milliseconds). A Redis stall can leave
+# it behind (the SET NX lands, its caller timed out): it then blocks the owner this long.
+ADMIT_LOCK_S = 3.0
 ADMIT_WAIT_S = 5.0
 
 
@@ -55,7 +57,9 @@ class Pipeline:
                         break
                     await asyncio.sleep(0.02)
         except TimeoutError:
-            raise LimitExceeded(
+            # Not the caller's fault (a lock a Redis stall left behind, or a pile-up of
+            # the owner's own creates): a 503 to retry, not a 429.
+            raise Unavailable(
                 "too many videos being started at once; try again", code="busy", retry_after_s=1
             ) from None
         try:
