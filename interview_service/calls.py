@@ -18,7 +18,7 @@ from typing import Any
 import av
 import structlog
 
-from backend.app.errors import Conflict, InvalidInput
+from backend.core.errors import Conflict, InvalidInput
 from interview_service.media import Conversation
 from interview_service.peer import Peer, PeerOptions
 from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from backend.app.errors import Conflict, NotFound
-from backend.app.storage import Store
+from backend.core.errors import Conflict, NotFound
+from backend.core.storage import Store
 
 
 class Status(StrEnum):

@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.app.deps import PrincipalDep, ServicesDep, rate_limit
-from backend.app.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.app.http_errors import error_responses
-from backend.app.rate_limits import LimitName
+from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
+from backend.core.rate_limits import LimitName
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024

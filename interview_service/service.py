@@ -17,11 +17,11 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
-from backend.app.metrics import Metrics
-from backend.app.settings import Settings
-from backend.app.storage import Store
+from backend.core.auth import Principal
+from backend.core.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
+from backend.core.metrics import Metrics
+from backend.core.settings import Settings
+from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
 from interview_service.greeter import Greeter
 from interview_service.media import Conversation, ConversationFactory, InterviewPlan

@@ -19,11 +19,11 @@ from typing import Any
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
-from backend.app.errors import DomainError
 from backend.app.hub.bus import BusUnavailable
 from backend.app.hub.events import new_event_fields, valid_session_id
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.redis_bus import RedisBus
+from backend.core.errors import DomainError
 from pipeline_agent.reporter import ReportError, Status
 from pipeline_agent.retry import RetryPolicy
 

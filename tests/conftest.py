@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from backend.app.main import create_app
 from backend.app.services import Services
-from backend.app.settings import Settings, load_settings
+from backend.core.settings import Settings, load_settings
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from tests.support.redis_server import RedisServer
 

@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from backend.app.auth import Principal
 from backend.app.client_ip import client_ip, trusted_proxies
-from backend.app.errors import Forbidden
-from backend.app.rate_limits import LimitName
 from backend.app.services import Services
+from backend.core.auth import Principal
+from backend.core.errors import Forbidden
+from backend.core.rate_limits import LimitName
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: HS256 or from the JWKS")
 _api_key = APIKeyHeader(

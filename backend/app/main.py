@@ -15,12 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from backend.app.http_errors import install_error_handlers
-from backend.app.logs import configure_logging
-from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
 from backend.app.routers import api_docs, gateway, health, me, pipeline_demo, sessions, ws
 from backend.app.services import build_services
-from backend.app.settings import Settings, SettingsError, load_settings
+from backend.core.logs import configure_logging
+from backend.core.metrics import Metrics
+from backend.core.settings import Settings, SettingsError, load_settings
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from interview_service import router as interview_router
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.app.main import create_app
-from backend.app.settings import Settings
+from backend.core.settings import Settings
 
 
 def openapi_document() -> dict[str, Any]:

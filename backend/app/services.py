@@ -14,19 +14,19 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from backend.app.api_keys import ApiKeys
-from backend.app.auth import TokenVerifier
-from backend.app.authenticator import Authenticator
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
 from backend.app.hub.component import open_hub
 from backend.app.hub.hub import Hub
 from backend.app.hub.sessions import Sessions
-from backend.app.metrics import Metrics
-from backend.app.rate_limits import RateLimiter, open_rate_limiter
-from backend.app.settings import Settings
-from backend.app.storage import Store, open_store
+from backend.core.api_keys import ApiKeys
+from backend.core.auth import TokenVerifier
+from backend.core.authenticator import Authenticator
+from backend.core.metrics import Metrics
+from backend.core.rate_limits import RateLimiter, open_rate_limiter
+from backend.core.settings import Settings
+from backend.core.storage import Store, open_store
 from backend.pipeline.component import open_pipeline
 from backend.pipeline.service import Pipeline
 from backend.pipeline.settings import PipelineSettings

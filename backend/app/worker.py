@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from backend.app.hub.component import open_bus
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.sessions import Sessions
-from backend.app.settings import Settings, SettingsError
-from backend.app.storage import open_store
-from backend.app.storage.redis_store import RedisStore
+from backend.core.settings import Settings, SettingsError
+from backend.core.storage import open_store
+from backend.core.storage.redis_store import RedisStore
 from backend.pipeline.component import build_runner, close_runner
 from backend.pipeline.queue import PipelineWorker
 from backend.pipeline.settings import PipelineSettings

@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from backend.app.storage import Store
+from backend.core.storage import Store
 from backend.pipeline.context import MediaStore
 from backend.pipeline.pipeline_metrics import PipelineMetrics
 from backend.pipeline.runner import PipelineDeps, Publish, Runner, SessionBook

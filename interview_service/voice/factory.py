@@ -8,7 +8,7 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
-from backend.app.settings import Settings
+from backend.core.settings import Settings
 from interview_service.media import InterviewPlan
 from interview_service.voice.conversation import VoiceStack
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.app.errors import Conflict
+from backend.core.errors import Conflict
 from interview_service.records import InterviewRecord, Status, TranscriptLine
 
 

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from backend.app.settings import SettingsError, load_settings
+from backend.core.settings import SettingsError, load_settings
 from interview_service.turn import TurnConfig, ice_servers, server_ice_servers, turn_credentials
 
 NOW = 1_800_000_000.0

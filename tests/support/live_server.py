@@ -14,7 +14,7 @@ import uvicorn
 
 from backend.app.main import create_app
 from backend.app.services import Services
-from backend.app.settings import Settings
+from backend.core.settings import Settings
 from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Sequence
 import numpy as np
 from prometheus_client import Histogram
 
-from backend.app.settings import Settings
+from backend.core.settings import Settings
 from interview_service.media import InterviewPlan
 from interview_service.voice.conversation import VoiceStack
 from interview_service.voice.factory import assemble_stack

@@ -28,7 +28,7 @@ import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backend.app.errors import PayloadTooLarge
+from backend.core.errors import PayloadTooLarge
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient

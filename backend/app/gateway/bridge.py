@@ -21,14 +21,14 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.auth import Principal
-from backend.app.authenticator import Authenticator
-from backend.app.errors import Forbidden, InvalidInput, NotFound
 from backend.app.gateway.apigw_sender import ApiGatewaySender
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.app.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
 from backend.app.hub.seq import seq_from_query
-from backend.app.rate_limits import FrameVerdict, LimitName, RateLimiter
+from backend.core.auth import Principal
+from backend.core.authenticator import Authenticator
+from backend.core.errors import Forbidden, InvalidInput, NotFound
+from backend.core.rate_limits import FrameVerdict, LimitName, RateLimiter
 
 log = structlog.get_logger(__name__)
 

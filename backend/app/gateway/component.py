@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import structlog
 from prometheus_client import Counter
 
-from backend.app.authenticator import Authenticator
 from backend.app.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
 from backend.app.gateway.bridge import GatewayBridge, SharedSecret
 from backend.app.gateway.fanout import Fanout, RoomFeed
@@ -23,10 +22,11 @@ from backend.app.gateway.hub_frames import ApiGatewayMembers, HubFrames
 from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import ConnectionRegistry
 from backend.app.hub.hub import Hub
-from backend.app.metrics import Metrics
-from backend.app.rate_limits import RateLimiter
-from backend.app.settings import Settings
-from backend.app.storage import Store
+from backend.core.authenticator import Authenticator
+from backend.core.metrics import Metrics
+from backend.core.rate_limits import RateLimiter
+from backend.core.settings import Settings
+from backend.core.storage import Store
 
 log = structlog.get_logger(__name__)
 

@@ -42,10 +42,10 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.errors import DomainError
 from backend.app.gateway.apigw_sender import ApiGatewaySender, FrameTooLarge, PostOutcome
 from backend.app.gateway.registry import ConnectionRegistry
-from backend.app.storage import Store
+from backend.core.errors import DomainError
+from backend.core.storage import Store
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import structlog
 
-from backend.app.errors import DomainError
 from backend.app.gateway.apigw_sender import ApiGatewaySender
 from backend.app.gateway.bridge import GatewayClient
 from backend.app.gateway.registry import ConnectionRegistry
@@ -20,6 +19,7 @@ from backend.app.hub import protocol
 from backend.app.hub.hub import Hub
 from backend.app.hub.protocol import Action, Frame, ProtocolError
 from backend.app.hub.replay import catch_up
+from backend.core.errors import DomainError
 
 log = structlog.get_logger(__name__)
 

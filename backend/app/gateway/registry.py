@@ -1,7 +1,7 @@
 """Which API Gateway connections exist, who they are, and which rooms they are in.
 
 API Gateway spreads one client's CONNECT, MESSAGEs and DISCONNECT over every process
-of the fleet, so the registry lives in the shared :class:`~backend.app.storage.Store`
+of the fleet, so the registry lives in the shared :class:`~backend.core.storage.Store`
 (Redis; in memory for a single process) and never in a process's own memory:
 
 - ``apigw:conn:{id}``        the connection's record (JSON), TTL = API Gateway's 2-hour
@@ -23,8 +23,8 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 
-from backend.app.auth import Principal, Role
-from backend.app.storage import Store
+from backend.core.auth import Principal, Role
+from backend.core.storage import Store
 
 CONNECTION_CAP_S = 2 * 60 * 60
 """API Gateway closes every WebSocket connection two hours after it opened."""

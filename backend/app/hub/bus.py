@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from backend.app.errors import Unavailable
+from backend.core.errors import Unavailable
 
 
 class BusUnavailable(Unavailable):

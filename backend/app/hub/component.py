@@ -10,9 +10,9 @@ from backend.app.hub.bus import EventBus
 from backend.app.hub.hub import Hub
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.sessions import Sessions
-from backend.app.metrics import Metrics
-from backend.app.settings import Settings
-from backend.app.storage import Store
+from backend.core.metrics import Metrics
+from backend.core.settings import Settings
+from backend.core.storage import Store
 
 
 def open_bus(settings: Settings, store: Store, metrics: HubMetrics) -> EventBus:
@@ -21,7 +21,7 @@ def open_bus(settings: Settings, store: Store, metrics: HubMetrics) -> EventBus:
 
         return MemoryBus(history_size=settings.hub_history_size)
     from backend.app.hub.redis_bus import RedisBus
-    from backend.app.storage.redis_store import RedisStore
+    from backend.core.storage.redis_store import RedisStore
 
     assert isinstance(store, RedisStore)
     return RedisBus(

@@ -11,8 +11,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from backend.app.auth import Principal
 from backend.app.hub.bus import Published
+from backend.core.auth import Principal
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from backend.app.errors import InvalidInput, PayloadTooLarge
+from backend.core.clock import now_iso
+from backend.core.errors import InvalidInput, PayloadTooLarge
 
 SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 AGENT_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -32,10 +32,6 @@ def valid_session_id(value: object) -> str:
             "a session id is 1 to 128 characters from [A-Za-z0-9._:-]", code="invalid_session_id"
         )
     return value
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_event_fields(

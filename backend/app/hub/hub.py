@@ -16,15 +16,15 @@ from typing import Any, Protocol
 
 import structlog
 
-from backend.app.auth import Principal
-from backend.app.errors import DomainError
 from backend.app.hub import protocol
 from backend.app.hub.bus import EventBus, Published
 from backend.app.hub.connection import Connection, Cursor, Sync, Transport
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.protocol import Action, Frame, ProtocolError
 from backend.app.hub.replay import catch_up
-from backend.app.storage import Store
+from backend.core.auth import Principal
+from backend.core.errors import DomainError
+from backend.core.storage import Store
 
 log = structlog.get_logger(__name__)
 

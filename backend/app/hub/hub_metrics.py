@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from backend.app.metrics import LATENCY_BUCKETS
+from backend.core.metrics import LATENCY_BUCKETS
 
 
 class HubMetrics:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from backend.app.errors import InvalidInput
 from backend.app.hub.events import SESSION_ID
 from backend.app.hub.json_shape import MAX_DEPTH, json_problem
 from backend.app.hub.seq import seq_from_json
+from backend.core.errors import InvalidInput
 
 MAX_REQUEST_ID_CHARS = 128
 MAX_EPOCH_CHARS = 64

@@ -37,7 +37,7 @@ from backend.app.hub.bus import BusUnavailable, History, Published, Sink, node_o
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.protocol import dumps
 from backend.app.hub.redis_listener import Listener, ListenerDown
-from backend.app.storage.redis_pool import idempotent
+from backend.core.storage.redis_pool import idempotent
 
 log = structlog.get_logger(__name__)
 

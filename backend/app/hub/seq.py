@@ -7,7 +7,7 @@ API Gateway CONNECT, REST) checks its numbers here, before anything is looked up
 
 from __future__ import annotations
 
-from backend.app.errors import InvalidInput
+from backend.core.errors import InvalidInput
 
 SEQ_LIMIT = 2**63  # exclusive
 MAX_SEQ = SEQ_LIMIT - 1

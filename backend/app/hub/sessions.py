@@ -9,10 +9,11 @@ from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, InvalidInput, NotFound
-from backend.app.hub.events import now_iso, valid_session_id
-from backend.app.storage import Store
+from backend.app.hub.events import valid_session_id
+from backend.core.auth import Principal
+from backend.core.clock import now_iso
+from backend.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from backend.core.storage import Store
 
 SESSION_TTL_S = 7 * 24 * 3600
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from backend.app.deps import ServicesDep
-from backend.app.metrics import CONTENT_TYPE_LATEST
+from backend.core.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 

@@ -9,16 +9,7 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
-from backend.app.auth import Principal
 from backend.app.deps import caller_ip, get_services, websocket_principal
-from backend.app.errors import (
-    DomainError,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unauthorized,
-    Unavailable,
-)
 from backend.app.hub import protocol
 from backend.app.hub.connection import (
     CLOSE_FORBIDDEN,
@@ -29,7 +20,16 @@ from backend.app.hub.connection import (
 from backend.app.hub.events import valid_session_id
 from backend.app.hub.hub import Hub
 from backend.app.hub.seq import seq_from_query
-from backend.app.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
+from backend.core.auth import Principal
+from backend.core.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
+from backend.core.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
 
 router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)

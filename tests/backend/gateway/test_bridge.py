@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app.auth import Role, mint_token
 from backend.app.services import Services
-from backend.app.settings import Settings, SettingsError
+from backend.core.auth import Role, mint_token
+from backend.core.settings import Settings, SettingsError
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from botocore.stub import Stubber
 
-from backend.app.auth import Role
 from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
 from backend.app.gateway.fanout import Fanout, RoomPump
 from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
-from backend.app.storage import Store, StoreUnavailable, open_store
+from backend.core.auth import Role
+from backend.core.storage import Store, StoreUnavailable, open_store
 from tests.backend.gateway.memory_feed import MemoryFeed
 from tests.support.moto_apigw import REGION, MotoConnections
 

@@ -16,10 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app.api_keys import ApiKeys
-from backend.app.auth import Principal, Role, TokenVerifier, mint_token
-from backend.app.authenticator import Authenticator
-from backend.app.errors import Forbidden
 from backend.app.gateway.bridge import GatewayBridge
 from backend.app.gateway.component import open_gateway
 from backend.app.health import HealthChecks
@@ -27,9 +23,13 @@ from backend.app.hub.component import open_hub
 from backend.app.hub.events import new_event_fields
 from backend.app.hub.hub import Hub
 from backend.app.hub.sessions import Sessions
-from backend.app.metrics import Metrics
-from backend.app.settings import Settings
-from backend.app.storage import open_store
+from backend.core.api_keys import ApiKeys
+from backend.core.auth import Principal, Role, TokenVerifier, mint_token
+from backend.core.authenticator import Authenticator
+from backend.core.errors import Forbidden
+from backend.core.metrics import Metrics
+from backend.core.settings import Settings
+from backend.core.storage import open_store
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from backend.app.auth import Role
 from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
 from backend.app.gateway.keepalive import KeepAlive
 from backend.app.gateway.registry import CONNECTION_CAP_S, ConnectionRegistry, GatewayConnection
-from backend.app.storage import Store, open_store
+from backend.core.auth import Role
+from backend.core.storage import Store, open_store
 from tests.support.moto_apigw import REGION, MotoConnections
 
 

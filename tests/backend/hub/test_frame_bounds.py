@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend.app.errors import InvalidInput
 from backend.app.hub.json_shape import json_problem
 from backend.app.hub.protocol import MAX_DEPTH, ProtocolError, parse_frame
 from backend.app.hub.seq import MAX_SEQ, seq_from_json, seq_from_query
+from backend.core.errors import InvalidInput
 
 
 @pytest.mark.parametrize("value", [0, 1, 42, MAX_SEQ])

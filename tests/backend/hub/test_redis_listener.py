@@ -20,7 +20,7 @@ from backend.app.hub.bus import BusUnavailable, Published
 from backend.app.hub.hub_metrics import HubMetrics
 from backend.app.hub.redis_bus import RedisBus
 from backend.app.hub.redis_listener import Listener, ListenerDown
-from backend.app.storage.redis_pool import open_pool
+from backend.core.storage.redis_pool import open_pool
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

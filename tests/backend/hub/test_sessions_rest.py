@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app.auth import Role, mint_token
-from backend.app.settings import Settings
+from backend.core.auth import Role, mint_token
+from backend.core.settings import Settings
 from tests.backend.hub.conftest import publish
 from tests.conftest import JWT_SECRET
 from tests.support.live_server import LiveServer, live_server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from backend.app.errors import Unavailable
+from backend.core.errors import Unavailable
 
 
 class StoreUnavailable(Unavailable):
@@ -54,14 +54,3 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def open_store(redis_url: str | None, *, prefix: str = "pb:", max_connections: int = 64) -> Store:
-    """The in-memory store without a URL, the Redis store with one."""
-    if not redis_url:
-        from backend.app.storage.memory import MemoryStore
-
-        return MemoryStore()
-    from backend.app.storage.redis_store import RedisStore
-
-    return RedisStore.from_url(redis_url, prefix=prefix, max_connections=max_connections)

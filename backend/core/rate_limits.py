@@ -32,11 +32,11 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from prometheus_client import Counter
 
-from backend.app.auth import Principal
-from backend.app.errors import LimitExceeded
-from backend.app.metrics import Metrics
-from backend.app.settings import Settings
-from backend.app.storage import Store
+from backend.core.auth import Principal
+from backend.core.errors import LimitExceeded
+from backend.core.metrics import Metrics
+from backend.core.settings import Settings
+from backend.core.storage import Store
 
 log = structlog.get_logger(__name__)
 
@@ -216,7 +216,7 @@ class RateLimiter:
 def _storage(settings: Settings, store: Store) -> Storage:
     if not settings.redis_url:
         return MemoryStorage(wrap_exceptions=True)
-    from backend.app.storage.redis_store import RedisStore
+    from backend.core.storage.redis_store import RedisStore
 
     assert isinstance(store, RedisStore)
     return RedisStorage(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from backend.app.storage import Store, StoreUnavailable, open_store
+from backend.core.storage import Store, StoreUnavailable, open_store
 from tests.support.redis_server import RedisServer
 
 

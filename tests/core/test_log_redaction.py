@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from backend.app.api_keys import ApiKeys
-from backend.app.auth import Role, mint_token
-from backend.app.storage import open_store
+from backend.core.api_keys import ApiKeys
+from backend.core.auth import Role, mint_token
+from backend.core.storage import open_store
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
 from tests.support.uvicorn_process import ServiceProcess

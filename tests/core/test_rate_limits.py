@@ -10,20 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app import rate_limits
-from backend.app.auth import Principal, Role, mint_token
 from backend.app.client_ip import TrustedProxies, client_ip
-from backend.app.logs import configure_logging
-from backend.app.metrics import Metrics
-from backend.app.rate_limits import (
+from backend.core import rate_limits
+from backend.core.auth import Principal, Role, mint_token
+from backend.core.logs import configure_logging
+from backend.core.metrics import Metrics
+from backend.core.rate_limits import (
     FrameVerdict,
     FrameWindow,
     LimitName,
     RateLimited,
     open_rate_limiter,
 )
-from backend.app.settings import Settings, SettingsError, load_settings
-from backend.app.storage import open_store
+from backend.core.settings import Settings, SettingsError, load_settings
+from backend.core.storage import open_store
 from tests.conftest import JWT_SECRET, RunningApp
 from tests.support.live_server import live_server
 from tests.support.redis_server import RedisServer

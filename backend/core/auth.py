@@ -1,7 +1,7 @@
 """Who is calling: JWT verification (HS256 secret or a cached JWKS) into a Principal.
 
 Pure of HTTP: :class:`TokenVerifier` takes a token string and returns a
-:class:`Principal` or raises :class:`~backend.app.errors.Unauthorized`. The FastAPI
+:class:`Principal` or raises :class:`~backend.core.errors.Unauthorized`. The FastAPI
 dependencies that read the ``Authorization`` header or ``?token=`` live in
 :mod:`backend.app.deps`.
 """
@@ -18,8 +18,8 @@ import httpx
 import jwt
 import structlog
 
-from backend.app.errors import Unauthorized
-from backend.app.settings import Settings
+from backend.core.errors import Unauthorized
+from backend.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -6,8 +6,8 @@ here; a key wins when both are given, since only machine clients hold one.
 
 from __future__ import annotations
 
-from backend.app.api_keys import ApiKeys
-from backend.app.auth import Principal, TokenVerifier
+from backend.core.api_keys import ApiKeys
+from backend.core.auth import Principal, TokenVerifier
 
 
 class Authenticator:

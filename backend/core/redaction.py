@@ -54,7 +54,7 @@ SENSITIVE_KEYS = frozenset(
 
 # A JWT (JWS or JWE): its header is base64url JSON, so it starts with "eyJ".
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
-# This service's API keys (backend.app.api_keys.KEY_PREFIX).
+# This service's API keys (backend.core.api_keys.KEY_PREFIX).
 _API_KEY = re.compile(r"pbk_[A-Za-z0-9_-]{16,}")
 # key=value in query strings and log text: token=..., api_key=..., credential=...
 _PARAM = re.compile(

@@ -2,7 +2,7 @@
 
 uvicorn's own loggers (and every other stdlib logger) are rendered by the same
 processor chain, so `journalctl -u pipeline-backend` and CloudWatch see one format.
-Every record is masked on its way out (:mod:`backend.app.redaction`): uvicorn logs
+Every record is masked on its way out (:mod:`backend.core.redaction`): uvicorn logs
 ``WebSocket /ws/S?token=...`` lines, and no token, key or secret may reach a log.
 """
 
@@ -14,8 +14,8 @@ import sys
 import structlog
 import structlog.tracebacks
 
-from backend.app.redaction import RedactingFilter, redact_event, redact_rendered
-from backend.app.settings import LogFormat, Settings
+from backend.core.redaction import RedactingFilter, redact_event, redact_rendered
+from backend.core.settings import LogFormat, Settings
 
 
 def _drop_color_message(

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from backend.app.auth import mint_token
-from backend.app.redaction import MASK, RedactingFilter, redact_event, redact_text
+from backend.core.auth import mint_token
+from backend.core.redaction import MASK, RedactingFilter, redact_event, redact_text
 
 JWT = mint_token("a-secret-long-enough-for-hs256-signing", "alice")
 KEY = "pbk_" + "Zk3_-9" * 7

@@ -17,8 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from backend.app.storage.base import StoreUnavailable
-from backend.app.storage.redis_pool import idempotent, open_pool
+from backend.core.storage.redis_pool import idempotent, open_pool
+from backend.core.storage.store import StoreUnavailable
 
 log = structlog.get_logger(__name__)
 

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from backend.app.storage import Store, open_store
+from backend.core.storage import Store, open_store
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -22,14 +22,14 @@ import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from backend.app.auth import Principal, Role
-from backend.app.errors import InvalidInput, NotFound, Unauthorized
-from backend.app.storage import Store, StoreUnavailable
+from backend.core.auth import Principal, Role
+from backend.core.clock import now_iso
+from backend.core.errors import InvalidInput, NotFound, Unauthorized
+from backend.core.storage import Store, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +55,6 @@ def _used_key(key_id: str) -> str:
 
 def digest_of(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)

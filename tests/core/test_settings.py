@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.app.settings import SettingsError, load_settings
+from backend.core.settings import SettingsError, load_settings
 from tests.support.uvicorn_process import ROOT
 
 
