@@ -14,19 +14,19 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from backend.app.gateway.bridge import GatewayBridge
-from backend.app.gateway.component import open_gateway
-from backend.app.health import HealthChecks
-from backend.app.hub.component import open_hub
-from backend.app.hub.hub import Hub
-from backend.app.hub.sessions import Sessions
 from backend.core.api_keys import ApiKeys
 from backend.core.auth import TokenVerifier
 from backend.core.authenticator import Authenticator
+from backend.core.health import HealthChecks
 from backend.core.metrics import Metrics
 from backend.core.rate_limits import RateLimiter, open_rate_limiter
 from backend.core.settings import Settings
 from backend.core.storage import Store, open_store
+from backend.gateway.bridge import GatewayBridge
+from backend.gateway.component import open_gateway
+from backend.hub.component import open_hub
+from backend.hub.hub import Hub
+from backend.hub.sessions import Sessions
 from backend.pipeline.component import open_pipeline
 from backend.pipeline.service import Pipeline
 from backend.pipeline.settings import PipelineSettings

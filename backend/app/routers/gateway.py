@@ -12,8 +12,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from backend.app.deps import ServicesDep, caller_ip
-from backend.app.gateway.bridge import EventType, parse_event
 from backend.core.errors import NotFound
+from backend.gateway.bridge import EventType, parse_event
 
 router = APIRouter(tags=["api-gateway"])
 

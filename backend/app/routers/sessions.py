@@ -11,15 +11,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
 from backend.app.http_errors import error_responses
-from backend.app.hub.events import Status, new_event_fields, valid_session_id
-from backend.app.hub.json_shape import json_problem
-from backend.app.hub.seq import MAX_SEQ
-from backend.app.hub.sessions import SessionRecord
-from backend.app.hub.views import session_view
 from backend.app.services import Services
 from backend.core.auth import Principal
 from backend.core.errors import Conflict, NotFound
 from backend.core.rate_limits import LimitName
+from backend.hub.events import Status, new_event_fields, valid_session_id
+from backend.hub.json_shape import json_problem
+from backend.hub.seq import MAX_SEQ
+from backend.hub.sessions import SessionRecord
+from backend.hub.views import session_view
 from backend.pipeline.options import VideoOptions
 
 router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(401, 503))

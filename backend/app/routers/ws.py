@@ -10,16 +10,6 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
 from backend.app.deps import caller_ip, get_services, websocket_principal
-from backend.app.hub import protocol
-from backend.app.hub.connection import (
-    CLOSE_FORBIDDEN,
-    CLOSE_TOO_BIG,
-    CLOSE_UNAUTHORIZED,
-    Connection,
-)
-from backend.app.hub.events import valid_session_id
-from backend.app.hub.hub import Hub
-from backend.app.hub.seq import seq_from_query
 from backend.core.auth import Principal
 from backend.core.errors import (
     DomainError,
@@ -30,6 +20,16 @@ from backend.core.errors import (
     Unavailable,
 )
 from backend.core.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
+from backend.hub import protocol
+from backend.hub.connection import (
+    CLOSE_FORBIDDEN,
+    CLOSE_TOO_BIG,
+    CLOSE_UNAUTHORIZED,
+    Connection,
+)
+from backend.hub.events import valid_session_id
+from backend.hub.hub import Hub
+from backend.hub.seq import seq_from_query
 
 router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)
