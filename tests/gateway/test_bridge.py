@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.app.services import Services
+from backend.app.state import AppState
 from backend.core.auth import Role, mint_token
 from backend.core.settings import Settings, SettingsError
 from tests.conftest import JWT_SECRET
@@ -28,7 +28,7 @@ def _headers(cid: str, event: str, secret: str | None = SECRET) -> dict[str, str
 class Gateway:
     """Plays API Gateway's part: the integration requests it would make."""
 
-    def __init__(self, client: httpx.AsyncClient, services: Services) -> None:
+    def __init__(self, client: httpx.AsyncClient, services: AppState) -> None:
         self.client = client
         self.services = services
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from backend.app.deps import ServicesDep, caller_ip
+from backend.app.deps import StateDep, caller_ip
 from backend.core.errors import NotFound
 from backend.gateway.bridge import EventType, parse_event
 
@@ -21,8 +21,8 @@ MAX_FRAME_BYTES = 64 * 1024
 
 
 @router.post("/ws", include_in_schema=False)
-async def gateway_event(request: Request, services: ServicesDep) -> Response:
-    bridge = services.gateway
+async def gateway_event(request: Request, state: StateDep) -> Response:
+    bridge = state.gateway
     if bridge is None:
         raise NotFound(
             "the API Gateway bridge is off: set APIGW_SHARED_SECRET and "
@@ -37,7 +37,7 @@ async def gateway_event(request: Request, services: ServicesDep) -> Response:
         # Per-IP limits only when API Gateway passed the client's address on: its own
         # address is every client's peer address.
         forwarded = "x-forwarded-for" in request.headers
-        ip = caller_ip(request, services) if forwarded else None
+        ip = caller_ip(request, state) if forwarded else None
         await bridge.connect(connection_id, request.query_params, ip=ip)
     elif event is EventType.MESSAGE:
         frame, size = await _read_frame(request)

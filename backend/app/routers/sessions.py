@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
+from backend.app.deps import PrincipalDep, PrivilegedDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
-from backend.app.services import Services
+from backend.app.state import AppState
 from backend.core.auth import Principal
 from backend.core.errors import Conflict, NotFound
 from backend.core.rate_limits import LimitName
@@ -60,44 +60,42 @@ class NewEvent(BaseModel):
     responses=error_responses(409, 429),
 )
 async def create_session(
-    body: NewSession, principal: PrincipalDep, services: ServicesDep
+    body: NewSession, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
     options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
-    pipeline = services.pipeline
+    pipeline = state.pipeline
     if not pipeline.enabled:
-        record = await services.sessions.create(principal, body.prompt, options, body.session_id)
-        return await session_view(services.hub.bus, record.session_id, record)
+        record = await state.sessions.create(principal, body.prompt, options, body.session_id)
+        return await session_view(state.hub.bus, record.session_id, record)
     async with pipeline.admission(principal.sub):
         await pipeline.admit(principal.sub)
-        record = await services.sessions.create(
+        record = await state.sessions.create(
             principal, body.prompt, options, body.session_id, status="queued"
         )
         await pipeline.start(record.session_id, principal.sub)
-    return await session_view(services.hub.bus, record.session_id, record)
+    return await session_view(state.hub.bus, record.session_id, record)
 
 
 @router.get("/sessions", responses=error_responses(400))
 async def list_sessions(
     principal: PrincipalDep,
-    services: ServicesDep,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     """The caller's sessions, newest first; pass ``next_cursor`` back for the next page."""
-    records, next_cursor = await services.sessions.owned(principal.sub, limit=limit, cursor=cursor)
+    records, next_cursor = await state.sessions.owned(principal.sub, limit=limit, cursor=cursor)
     views = await asyncio.gather(
-        *(session_view(services.hub.bus, record.session_id, record) for record in records)
+        *(session_view(state.hub.bus, record.session_id, record) for record in records)
     )
     return {"sessions": list(views), "next_cursor": next_cursor}
 
 
 @router.get("/sessions/{session_id}", responses=_ONE_SESSION)
 @router.get("/get-video-session/{session_id}", responses=_ONE_SESSION)
-async def get_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
-) -> dict[str, Any]:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    view = await session_view(services.hub.bus, session_id, record)
+async def get_session(session_id: str, principal: PrincipalDep, state: StateDep) -> dict[str, Any]:
+    record = await state.sessions.readable(principal, valid_session_id(session_id))
+    view = await session_view(state.hub.bus, session_id, record)
     if record is None and view["last_seq"] == 0:
         raise NotFound("no such session", code="session_not_found")
     return view
@@ -107,12 +105,12 @@ async def get_session(
 async def list_events(
     session_id: str,
     principal: PrincipalDep,
-    services: ServicesDep,
+    state: StateDep,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    await services.sessions.readable(principal, valid_session_id(session_id))
-    history = await services.hub.bus.history(session_id, after, limit=limit)
+    await state.sessions.readable(principal, valid_session_id(session_id))
+    history = await state.hub.bus.history(session_id, after, limit=limit)
     return {
         "events": [_load(event.text) for event in history.events],
         "last_seq": history.last_seq,
@@ -128,55 +126,55 @@ async def list_events(
     responses=error_responses(400, 403, 413, 429),
 )
 async def publish_event(
-    session_id: str, body: NewEvent, _: PrivilegedDep, services: ServicesDep
+    session_id: str, body: NewEvent, _: PrivilegedDep, state: StateDep
 ) -> dict[str, int]:
     fields = new_event_fields(body.agent, body.status.value, body.progress, body.message, body.data)
-    event = await services.hub.publish(valid_session_id(session_id), fields)
+    event = await state.hub.publish(valid_session_id(session_id), fields)
     return {"seq": event.seq}
 
 
 @router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION | error_responses(409))
 async def cancel_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
+    session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(services, principal, session_id)
-    if record is not None and services.pipeline.enabled:
-        await services.pipeline.cancel(session_id)
+    record = await _owned(state, principal, session_id)
+    if record is not None and state.pipeline.enabled:
+        await state.pipeline.cancel(session_id)
     else:  # agents elsewhere do the work: end what they left unfinished
         if record is not None and record.status in ("completed", "failed", "cancelled"):
             raise Conflict(f"the session is already {record.status}", code="session_finished")
-        await _cancel_agents(services, session_id)
+        await _cancel_agents(state, session_id)
         if record is not None:
-            await services.sessions.update(session_id, status="cancelled")
-    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+            await state.sessions.update(session_id, status="cancelled")
+    return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
 
 
 @router.post(
     "/sessions/{session_id}/retry", status_code=202, responses=_ONE_SESSION | error_responses(409)
 )
 async def retry_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
+    session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(services, principal, session_id)
+    record = await _owned(state, principal, session_id)
     if record is None:
         raise NotFound("no such session", code="session_not_found")
-    await services.pipeline.retry(session_id, record.owner)
-    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+    await state.pipeline.retry(session_id, record.owner)
+    return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
 
 
-async def _owned(services: Services, principal: Principal, session_id: str) -> SessionRecord | None:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    if record is None and (await services.hub.bus.history(session_id, None)).last_seq == 0:
+async def _owned(state: AppState, principal: Principal, session_id: str) -> SessionRecord | None:
+    record = await state.sessions.readable(principal, valid_session_id(session_id))
+    if record is None and (await state.hub.bus.history(session_id, None)).last_seq == 0:
         raise NotFound("no such session", code="session_not_found")
     return record
 
 
-async def _cancel_agents(services: Services, session_id: str) -> None:
-    history = await services.hub.bus.history(session_id, None)
+async def _cancel_agents(state: AppState, session_id: str) -> None:
+    history = await state.hub.bus.history(session_id, None)
     for agent, event in history.agents.items():
         if event.get("status") in ("queued", "running", "info"):
             fields = new_event_fields(agent, "cancelled", event.get("progress"), "cancelled")
-            await services.hub.publish(session_id, fields)
+            await state.hub.publish(session_id, fields)
 
 
 def _load(text: str) -> Any:

@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
-from backend.app.deps import caller_ip, get_services, websocket_principal
+from backend.app.deps import caller_ip, get_app_state, websocket_principal
 from backend.core.auth import Principal
 from backend.core.errors import (
     DomainError,
@@ -60,8 +60,8 @@ class WebSocketTransport:
 @router.websocket("/ws")
 @router.websocket("/ws/{session_id}")
 async def status_socket(websocket: WebSocket, session_id: str | None = None) -> None:
-    services = await get_services(websocket)
-    hub: Hub = services.hub
+    state = await get_app_state(websocket)
+    hub: Hub = state.hub
     params = websocket.query_params
     session_id = session_id or params.get("session_id") or None
     await websocket.accept()
@@ -74,9 +74,9 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
     except InvalidInput as exc:
         last_seq, epoch, bad_resume = None, None, exc
     try:
-        principal = await websocket_principal(websocket, services)
-        await services.limiter.check(
-            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, services)
+        principal = await websocket_principal(websocket, state)
+        await state.limiter.check(
+            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, state)
         )
         if session_id is not None:
             valid_session_id(session_id)
@@ -104,7 +104,7 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         session_id,
         last_seq,
         epoch,
-        _Reader(services.settings.ws_max_frame_bytes, services.limiter),
+        _Reader(state.settings.ws_max_frame_bytes, state.limiter),
         bad_resume,
     )
 

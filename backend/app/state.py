@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 
 
 @dataclass(slots=True)
-class Services:
+class AppState:
     settings: Settings
     metrics: Metrics
     health: HealthChecks
@@ -54,9 +54,9 @@ class Services:
 
 
 @contextlib.asynccontextmanager
-async def build_services(
+async def open_app_state(
     settings: Settings, metrics: Metrics, pipeline_settings: PipelineSettings
-) -> AsyncIterator[Services]:
+) -> AsyncIterator[AppState]:
     """Open every shared client; close each of them, in reverse order, on the way out."""
     metrics.watch_loop(asyncio.get_running_loop())
     async with contextlib.AsyncExitStack() as stack:
@@ -92,7 +92,7 @@ async def build_services(
                 registry=metrics.registry,
             )
         )
-        services = Services(
+        services = AppState(
             settings=settings,
             metrics=metrics,
             health=health,

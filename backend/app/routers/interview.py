@@ -10,7 +10,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.app.deps import PrincipalDep, ServicesDep, rate_limit
+from backend.app.deps import PrincipalDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
@@ -83,12 +83,12 @@ class TranscriptBody(BaseModel):
 
 
 @router.get("/health")
-async def interview_health(services: ServicesDep) -> dict[str, str]:
+async def interview_health(state: StateDep) -> dict[str, str]:
     """The interview service's own liveness, in the same shape as /health."""
     return {
         "status": "healthy",
-        "environment": services.settings.environment.value,
-        "version": services.settings.version,
+        "environment": state.settings.environment.value,
+        "version": state.settings.version,
     }
 
 
@@ -98,44 +98,44 @@ async def interview_health(services: ServicesDep) -> dict[str, str]:
     dependencies=[StartLimit],
     responses=error_responses(400, 401, 403, 429, 503),
 )
-async def start(body: StartBody, services: ServicesDep, principal: PrincipalDep) -> dict[str, Any]:
-    return await services.interviews.start(principal, body.model_dump())
+async def start(body: StartBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await state.interviews.start(principal, body.model_dump())
 
 
 @router.get("/{interview_id}/status", responses=_READ)
 async def status(
-    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await services.interviews.status(principal, interview_id)
+    return await state.interviews.status(principal, interview_id)
 
 
 @router.get("/{interview_id}/ice-servers", responses=_READ)
 async def ice_servers(
-    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await services.interviews.ice_server_list(principal, interview_id)
+    return await state.interviews.ice_server_list(principal, interview_id)
 
 
 @router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit], responses=_SIGNALING)
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
-    services: ServicesDep,
+    state: StateDep,
     principal: PrincipalDep,
 ) -> dict[str, str]:
     """The browser's offer; the answer holds every server candidate (no trickle needed)."""
     if body.type != "offer":
         raise InvalidInput("type must be 'offer'", code="invalid_sdp_type")
-    sdp = await services.interviews.offer(principal, interview_id, body.sdp)
+    sdp = await state.interviews.offer(principal, interview_id, body.sdp)
     return {"sdp": sdp, "type": "answer"}
 
 
 @router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit], responses=_SIGNALING)
 async def rtc_restart(
-    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, str]:
     """A server offer on a fresh peer connection (ICE restart); reply with rtc/answer."""
-    sdp = await services.interviews.restart(principal, interview_id)
+    sdp = await state.interviews.restart(principal, interview_id)
     return {"sdp": sdp, "type": "offer"}
 
 
@@ -148,12 +148,12 @@ async def rtc_restart(
 async def rtc_answer(
     interview_id: InterviewId,
     body: SessionDescription,
-    services: ServicesDep,
+    state: StateDep,
     principal: PrincipalDep,
 ) -> Response:
     if body.type != "answer":
         raise InvalidInput("type must be 'answer'", code="invalid_sdp_type")
-    await services.interviews.answer(principal, interview_id, body.sdp)
+    await state.interviews.answer(principal, interview_id, body.sdp)
     return Response(status_code=204)
 
 
@@ -165,7 +165,7 @@ async def rtc_answer(
 )
 async def rtc_candidate(
     interview_id: InterviewId,
-    services: ServicesDep,
+    state: StateDep,
     principal: PrincipalDep,
     body: Annotated[Candidate | list[Candidate] | None, Body()] = None,
 ) -> Response:
@@ -173,7 +173,7 @@ async def rtc_candidate(
     items = body if isinstance(body, list) else [body or Candidate()]
     if len(items) > 50:
         raise InvalidInput("at most 50 candidates per request", code="too_many_candidates")
-    await services.interviews.candidates(
+    await state.interviews.candidates(
         principal, interview_id, [item.model_dump() for item in items]
     )
     return Response(status_code=204)
@@ -183,36 +183,36 @@ async def rtc_candidate(
 async def transcript(
     interview_id: InterviewId,
     body: TranscriptBody,
-    services: ServicesDep,
+    state: StateDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    return await services.interviews.add_transcript(
+    return await state.interviews.add_transcript(
         principal, interview_id, body.role, body.text, body.ts
     )
 
 
 @router.get("/{interview_id}/results", responses=_READ)
 async def results(
-    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await services.interviews.results(principal, interview_id)
+    return await state.interviews.results(principal, interview_id)
 
 
 @router.post("/{interview_id}/end", responses=_READ)
 async def end(
-    interview_id: InterviewId, services: ServicesDep, principal: PrincipalDep
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await services.interviews.end(principal, interview_id)
+    return await state.interviews.end(principal, interview_id)
 
 
-DEMO_PAGE = Path(__file__).with_name("static") / "interview.html"
+DEMO_PAGE = Path(__file__).resolve().parents[1] / "static" / "interview.html"
 demo_router = APIRouter(tags=["interview"])
 
 
 @demo_router.get("/demo/interview", response_class=HTMLResponse, include_in_schema=False)
-async def demo_page(services: ServicesDep) -> HTMLResponse:
+async def demo_page(state: StateDep) -> HTMLResponse:
     """The browser test page: start an interview, talk, hear it, watch the events."""
-    if not services.settings.interview_demo_page:
+    if not state.settings.interview_demo_page:
         raise NotFound("the demo page is off (INTERVIEW_DEMO_PAGE=false)", code="not_found")
     return HTMLResponse(
         DEMO_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"}
