@@ -29,6 +29,7 @@ from backend.hub.hub import Hub
 from backend.hub.sessions import Sessions
 from backend.pipeline.component import open_pipeline
 from backend.pipeline.service import Pipeline
+from backend.pipeline.session_control import SessionControl
 from backend.pipeline.settings import PipelineSettings
 from interview_service.service import InterviewService, open_interviews
 
@@ -50,6 +51,7 @@ class AppState:
     sessions: Sessions
     interviews: InterviewService
     pipeline: Pipeline
+    session_control: SessionControl
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
@@ -92,7 +94,7 @@ async def open_app_state(
                 registry=metrics.registry,
             )
         )
-        services = AppState(
+        state = AppState(
             settings=settings,
             metrics=metrics,
             health=health,
@@ -106,6 +108,7 @@ async def open_app_state(
             sessions=sessions,
             interviews=interviews,
             pipeline=pipeline,
+            session_control=SessionControl(pipeline, sessions, hub),
             gateway=gateway,
         )
         if not settings.auth_configured:
@@ -120,5 +123,5 @@ async def open_app_state(
             environment=settings.environment.value,
             pipeline=pipeline.engine.name if pipeline.engine else "off",
         )
-        yield services
+        yield state
         log.info("services_closing")

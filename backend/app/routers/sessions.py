@@ -11,14 +11,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from backend.app.deps import PrincipalDep, PrivilegedDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
-from backend.app.state import AppState
-from backend.core.auth import Principal
-from backend.core.errors import Conflict, NotFound
+from backend.core.errors import NotFound
 from backend.core.rate_limits import LimitName
 from backend.hub.events import Status, new_event_fields, valid_session_id
 from backend.hub.json_shape import json_problem
 from backend.hub.seq import MAX_SEQ
-from backend.hub.sessions import SessionRecord
 from backend.hub.views import session_view
 from backend.pipeline.options import VideoOptions
 
@@ -63,16 +60,7 @@ async def create_session(
     body: NewSession, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
     options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
-    pipeline = state.pipeline
-    if not pipeline.enabled:
-        record = await state.sessions.create(principal, body.prompt, options, body.session_id)
-        return await session_view(state.hub.bus, record.session_id, record)
-    async with pipeline.admission(principal.sub):
-        await pipeline.admit(principal.sub)
-        record = await state.sessions.create(
-            principal, body.prompt, options, body.session_id, status="queued"
-        )
-        await pipeline.start(record.session_id, principal.sub)
+    record = await state.session_control.create(principal, body.prompt, options, body.session_id)
     return await session_view(state.hub.bus, record.session_id, record)
 
 
@@ -137,15 +125,7 @@ async def publish_event(
 async def cancel_session(
     session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(state, principal, session_id)
-    if record is not None and state.pipeline.enabled:
-        await state.pipeline.cancel(session_id)
-    else:  # agents elsewhere do the work: end what they left unfinished
-        if record is not None and record.status in ("completed", "failed", "cancelled"):
-            raise Conflict(f"the session is already {record.status}", code="session_finished")
-        await _cancel_agents(state, session_id)
-        if record is not None:
-            await state.sessions.update(session_id, status="cancelled")
+    await state.session_control.cancel(principal, session_id)
     return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
 
 
@@ -155,26 +135,8 @@ async def cancel_session(
 async def retry_session(
     session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(state, principal, session_id)
-    if record is None:
-        raise NotFound("no such session", code="session_not_found")
-    await state.pipeline.retry(session_id, record.owner)
+    await state.session_control.retry(principal, session_id)
     return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
-
-
-async def _owned(state: AppState, principal: Principal, session_id: str) -> SessionRecord | None:
-    record = await state.sessions.readable(principal, valid_session_id(session_id))
-    if record is None and (await state.hub.bus.history(session_id, None)).last_seq == 0:
-        raise NotFound("no such session", code="session_not_found")
-    return record
-
-
-async def _cancel_agents(state: AppState, session_id: str) -> None:
-    history = await state.hub.bus.history(session_id, None)
-    for agent, event in history.agents.items():
-        if event.get("status") in ("queued", "running", "info"):
-            fields = new_event_fields(agent, "cancelled", event.get("progress"), "cancelled")
-            await state.hub.publish(session_id, fields)
 
 
 def _load(text: str) -> Any:
