@@ -23,12 +23,17 @@ from backend.core.metrics import Metrics
 from backend.core.settings import Settings
 from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
+from interview_service.conversation_seam import Conversation, ConversationFactory, InterviewPlan
 from interview_service.greeter import Greeter
-from interview_service.media import Conversation, ConversationFactory, InterviewPlan
 from interview_service.peer import PeerOptions, parse_candidate
-from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
+from interview_service.records import (
+    InterviewRecord,
+    InterviewRecords,
+    InterviewStatus,
+    TranscriptLine,
+)
 from interview_service.sdp_shape import check_sdp
-from interview_service.turn import TurnConfig, ice_servers, server_ice_servers
+from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation, VoiceStack
 from interview_service.voice.factory import build_stack, turn_histogram
 from interview_service.voice.measures import local_measurements
@@ -76,7 +81,7 @@ class InterviewService:
         self._turn_histogram = turn_histogram(metrics.registry)
         self._evaluations: set[asyncio.Task[None]] = set()
         self.turn = (
-            TurnConfig.parse(
+            TurnServerSettings.parse(
                 settings.turn_server,
                 settings.turn_secret.get_secret_value(),
                 tls=settings.turn_tls,
@@ -217,7 +222,7 @@ class InterviewService:
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
-            await call.finish(Status.ENDED, "shutdown")
+            await call.finish(InterviewStatus.ENDED, "shutdown")
         if self._evaluations:  # a few seconds to finish scoring, then they are dropped
             await asyncio.wait(set(self._evaluations), timeout=EVALUATION_SHUTDOWN_S)
         for task in list(self._evaluations):
@@ -341,10 +346,10 @@ class InterviewService:
         record = await self.record(principal, interview_id)
         call = self.calls.get(interview_id)
         if call is not None:
-            await call.finish(Status.ENDED, "ended_by_client")
+            await call.finish(InterviewStatus.ENDED, "ended_by_client")
             record = call.record
         elif not record.final:
-            record.move(Status.ENDED, reason="ended_by_client")
+            record.move(InterviewStatus.ENDED, reason="ended_by_client")
             await self.records.save(record)
         return record.status_view()
 

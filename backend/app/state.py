@@ -23,11 +23,11 @@ from backend.core.rate_limits import RateLimiter, open_rate_limiter
 from backend.core.settings import Settings
 from backend.core.storage import Store, open_store
 from backend.gateway.bridge import GatewayBridge
-from backend.gateway.component import open_gateway
-from backend.hub.component import open_hub
+from backend.gateway.factory import open_gateway
+from backend.hub.factory import open_hub
 from backend.hub.hub import Hub
 from backend.hub.sessions import Sessions
-from backend.pipeline.component import open_pipeline
+from backend.pipeline.factory import open_pipeline
 from backend.pipeline.service import Pipeline
 from backend.pipeline.session_control import SessionControl
 from backend.pipeline.settings import PipelineSettings

@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry
 from backend.core.settings import Settings, SettingsError
 from backend.core.storage import open_store
 from backend.core.storage.redis_store import RedisStore
-from backend.hub.component import open_bus
+from backend.hub.factory import open_bus
 from backend.hub.hub_metrics import HubMetrics
 from backend.hub.sessions import Sessions
-from backend.pipeline.component import build_runner, close_runner
+from backend.pipeline.factory import build_runner, close_runner
 from backend.pipeline.queue import PipelineWorker
 from backend.pipeline.settings import PipelineSettings
 

@@ -39,10 +39,6 @@ class HealthChecks:
     def register(self, name: str, probe: Probe) -> None:
         self._probes[name] = probe
 
-    @property
-    def names(self) -> list[str]:
-        return list(self._probes)
-
     async def run(self) -> list[CheckResult]:
         return list(await asyncio.gather(*(self._one(n, p) for n, p in self._probes.items())))
 

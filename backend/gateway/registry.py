@@ -131,11 +131,6 @@ class ConnectionRegistry:
         """True (once) when a connection joined the room since the last call."""
         return await self._store.delete(_nudge_key(room))
 
-    async def live(self, connection_ids: list[str]) -> list[str]:
-        """The given connections that are still registered (one round trip)."""
-        records = await self._store.get_many([_conn_key(cid) for cid in connection_ids])
-        return [cid for cid, raw in zip(connection_ids, records, strict=True) if raw is not None]
-
     async def records(self, connection_ids: list[str]) -> dict[str, GatewayConnection | None]:
         raws = await self._store.get_many([_conn_key(cid) for cid in connection_ids])
         return {

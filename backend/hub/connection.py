@@ -105,7 +105,3 @@ class Connection:
             self.close_code = code
             self.close_reason = reason
             self.closing.set()
-
-    @property
-    def queue_depth(self) -> int:
-        return self._queue.qsize()

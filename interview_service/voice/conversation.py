@@ -1,7 +1,7 @@
 """The interviewer on a call: listen, decide, speak, with interview-grade turn-taking.
 
 One :class:`VoiceConversation` per call (the ``Conversation`` of
-:mod:`interview_service.media`). It reads every inbound frame, resamples it once
+:mod:`interview_service.conversation_seam`). It reads every inbound frame, resamples it once
 (48 kHz stereo to 16 kHz mono, one stateful resampler), runs VAD per 32 ms and the
 turn detector; a finished answer goes to STT, the interviewer and TTS, sentence by
 sentence, into the paced outbound source. Talking over the interviewer cancels the
@@ -25,8 +25,8 @@ import av
 import numpy as np
 import structlog
 
-from interview_service.audio import PacedSource, Segment
-from interview_service.media import EventSink, InterviewPlan
+from interview_service.conversation_seam import EventSink, InterviewPlan
+from interview_service.paced_audio import PacedSource, Segment
 from interview_service.voice.local import split_sentences
 from interview_service.voice.providers import (
     VAD_CHUNK,
@@ -39,14 +39,13 @@ from interview_service.voice.providers import (
     Turn,
     VoiceActivity,
 )
-from interview_service.voice.turns import Signal, TurnConfig, TurnDetector
+from interview_service.voice.turn_taking import CHUNK_S, Signal, TurnDetector, TurnTakingConfig
 
 log = structlog.get_logger(__name__)
 
 PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
 PLAYOUT_MARGIN_S = 5.0  # beyond the queued audio, before playback counts as stalled
 MAX_PIECE_S = 30.0  # speech with no pause is cut for STT every this many seconds
-CHUNK_S = VAD_CHUNK / VAD_RATE
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
 
@@ -57,7 +56,7 @@ class VoiceStack:
     stt: SpeechToText
     interviewer: Callable[[InterviewPlan], Interviewer]
     tts: TextToSpeech
-    turns: TurnConfig = field(default_factory=TurnConfig)
+    turns: TurnTakingConfig = field(default_factory=TurnTakingConfig)
     provider_timeout_s: float = 15.0
     semantic_grace_s: float = 1.5  # extra listening when the answer reads unfinished
     semantic_timeout_s: float = 1.0  # the check itself; past it the answer counts as done

@@ -9,7 +9,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
 from backend.core.settings import Settings
-from interview_service.media import InterviewPlan
+from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.conversation import VoiceStack
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
@@ -25,7 +25,7 @@ from interview_service.voice.providers import (
     SpeechToText,
     TextToSpeech,
 )
-from interview_service.voice.turns import TurnConfig
+from interview_service.voice.turn_taking import TurnTakingConfig
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +121,7 @@ def assemble_stack(
         stt=stt,
         interviewer=interviewer,
         tts=tts,
-        turns=TurnConfig(
+        turns=TurnTakingConfig(
             end_silence_s=settings.interview_end_of_turn_silence_s,
             barge_in_s=settings.interview_barge_in_s,
         ),

@@ -25,9 +25,9 @@ from backend.core.metrics import Metrics
 from backend.core.settings import Settings
 from backend.core.storage import open_store
 from backend.gateway.bridge import GatewayBridge
-from backend.gateway.component import open_gateway
-from backend.hub.component import open_hub
+from backend.gateway.factory import open_gateway
 from backend.hub.events import new_event_fields
+from backend.hub.factory import open_hub
 from backend.hub.hub import Hub
 from backend.hub.sessions import Sessions
 from tests.conftest import JWT_SECRET

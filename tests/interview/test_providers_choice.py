@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from backend.core.settings import Settings, SettingsError, load_settings
-from interview_service.media import InterviewPlan
+from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.factory import build_stack
 from interview_service.voice.local import EspeakTts
 from interview_service.voice.openai_providers import (

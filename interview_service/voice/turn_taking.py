@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-CHUNK_S = 0.032
+from interview_service.voice.providers import VAD_CHUNK, VAD_RATE
+
+CHUNK_S = VAD_CHUNK / VAD_RATE  # one VAD decision: 32 ms
 
 
 class Signal(Enum):
@@ -21,7 +23,7 @@ class Signal(Enum):
 
 
 @dataclass(slots=True)
-class TurnConfig:
+class TurnTakingConfig:
     end_silence_s: float = 1.4
     barge_in_s: float = 0.5
     min_speech_s: float = 0.25  # shorter bursts (a cough, a click) are not a turn
@@ -30,7 +32,7 @@ class TurnConfig:
 
 
 class TurnDetector:
-    def __init__(self, config: TurnConfig) -> None:
+    def __init__(self, config: TurnTakingConfig) -> None:
         self.config = config
         self.in_speech = False  # the candidate is mid-utterance (maybe pausing)
         self.voiced = False  # the last chunk was speech
@@ -73,8 +75,3 @@ class TurnDetector:
             self.speech_s = 0.0
             return Signal.END_OF_TURN if long_enough else Signal.NONE
         return Signal.NONE
-
-    def extend(self) -> None:
-        """The answer sounds unfinished: keep listening as if the silence just began."""
-        self.in_speech = True
-        self.silence_s = 0.0

@@ -1,13 +1,11 @@
-"""Outbound audio: a paced 20 ms source with silence fill, and local speech synthesis."""
+"""Outbound audio: a paced 20 ms source with silence fill, fed s16 mono 48 kHz PCM."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import io
 import math
-import shutil
 import time
 from collections import deque
 
@@ -15,7 +13,7 @@ import av
 import numpy as np
 import structlog
 
-from interview_service.media import FRAME_MS, SAMPLE_RATE_OUT
+from interview_service.conversation_seam import FRAME_MS, SAMPLE_RATE_OUT
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +32,6 @@ class Segment:
         self.frames = frames
         self.sent = 0
         self.first_sent_at: float | None = None  # time.time() of its first frame
-
-    @property
-    def played_fraction(self) -> float:
-        return self.sent / self.frames if self.frames else 1.0
 
 
 class PacedSource:
@@ -134,53 +128,3 @@ def tone(seconds: float, hz: float = 440.0, level: float = 0.2) -> bytes:
     fade = np.minimum(1.0, np.minimum(t, seconds - t) / 0.02)
     wave = level * np.sin(2 * math.pi * hz * t) * fade
     return (wave * 32767).astype("<i2").tobytes()
-
-
-class EspeakVoice:
-    """Local text to speech through the espeak-ng executable (a separate process)."""
-
-    def __init__(self, binary: str | None = None, *, voice: str = "en-us", speed_wpm: int = 165):
-        self.binary = binary or shutil.which("espeak-ng")
-        self.voice = voice
-        self.speed_wpm = speed_wpm
-
-    @property
-    def available(self) -> bool:
-        return self.binary is not None
-
-    async def synthesize(self, text: str, *, language: str | None = None) -> bytes:
-        """s16 mono 48 kHz PCM for ``text``."""
-        if self.binary is None:
-            raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-        voice = self.voice if not language or language == "en" else language
-        process = await asyncio.create_subprocess_exec(
-            self.binary,
-            "-v",
-            voice,
-            "-s",
-            str(self.speed_wpm),
-            "--stdout",
-            "--",
-            text,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            wav, err = await process.communicate()
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            raise
-        if process.returncode != 0:
-            raise RuntimeError(f"espeak-ng failed: {err.decode(errors='replace')[:200]}")
-        return await asyncio.to_thread(to_pcm48k, wav)
-
-
-def rms(frame: av.AudioFrame) -> float:
-    """Root mean square of a frame's samples, 0..1."""
-    samples = frame.to_ndarray()
-    if samples.size == 0:
-        return 0.0
-    if samples.dtype.kind == "f":
-        return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) / 32768.0

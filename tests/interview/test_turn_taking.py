@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from interview_service.voice.local import ScriptedInterviewer, split_sentences
 from interview_service.voice.providers import Reply, Turn
-from interview_service.voice.turns import CHUNK_S, Signal, TurnConfig, TurnDetector
+from interview_service.voice.turn_taking import CHUNK_S, Signal, TurnDetector, TurnTakingConfig
 
 
 def _feed(
@@ -16,7 +16,7 @@ def _feed(
 
 
 def test_a_thinking_pause_does_not_end_the_turn_but_a_long_silence_does() -> None:
-    detector = TurnDetector(TurnConfig(end_silence_s=1.4))
+    detector = TurnDetector(TurnTakingConfig(end_silence_s=1.4))
     assert _feed(detector, 1.0, 0.9)[0] is Signal.SPEECH_STARTED
     assert Signal.END_OF_TURN not in _feed(detector, 0.8, 0.05)  # thinking
     assert Signal.SPEECH_STARTED not in _feed(detector, 1.0, 0.9)  # same turn goes on
@@ -25,27 +25,27 @@ def test_a_thinking_pause_does_not_end_the_turn_but_a_long_silence_does() -> Non
 
 
 def test_a_cough_is_not_a_turn() -> None:
-    detector = TurnDetector(TurnConfig(end_silence_s=1.0, min_speech_s=0.25))
+    detector = TurnDetector(TurnTakingConfig(end_silence_s=1.0, min_speech_s=0.25))
     _feed(detector, 0.1, 0.9)
     assert Signal.END_OF_TURN not in _feed(detector, 1.5, 0.0)
 
 
 def test_mm_hm_over_the_interviewer_is_not_a_barge_in() -> None:
-    detector = TurnDetector(TurnConfig(barge_in_s=0.5))
+    detector = TurnDetector(TurnTakingConfig(barge_in_s=0.5))
     for _ in range(5):  # five short backchannels across a long line
         assert Signal.BARGE_IN not in _feed(detector, 0.25, 0.9, speaking=True)
         _feed(detector, 1.0, 0.0, speaking=True)
 
 
 def test_half_a_second_of_speech_over_the_interviewer_is_a_barge_in() -> None:
-    detector = TurnDetector(TurnConfig(barge_in_s=0.5))
+    detector = TurnDetector(TurnTakingConfig(barge_in_s=0.5))
     signals = _feed(detector, 0.6, 0.9, speaking=True)
     assert signals.count(Signal.BARGE_IN) == 1
     assert detector.in_speech  # what follows is the candidate's turn
 
 
 def test_hysteresis_keeps_a_soft_syllable_in_the_utterance() -> None:
-    detector = TurnDetector(TurnConfig(start_threshold=0.5, stop_threshold=0.35))
+    detector = TurnDetector(TurnTakingConfig(start_threshold=0.5, stop_threshold=0.35))
     _feed(detector, 0.3, 0.9)
     detector.push(0.4, interviewer_speaking=False)
     assert detector.voiced  # 0.4 continues speech though it would not start it

@@ -24,7 +24,7 @@ class TurnCredentials:
 
 
 @dataclass(frozen=True, slots=True)
-class TurnConfig:
+class TurnServerSettings:
     """Where coturn listens and the secret it shares with this service."""
 
     host: str
@@ -36,7 +36,7 @@ class TurnConfig:
     @classmethod
     def parse(
         cls, server: str, secret: str, *, tls: bool = False, tls_port: int = 5349
-    ) -> TurnConfig:
+    ) -> TurnServerSettings:
         host, port = server, DEFAULT_TURN_PORT
         if server.startswith("["):  # [v6]:port
             host, _, rest = server[1:].partition("]")
@@ -58,7 +58,7 @@ def turn_credentials(secret: str, user: str, ttl_s: float, now: float) -> TurnCr
 
 
 def ice_servers(
-    turn: TurnConfig | None,
+    turn: TurnServerSettings | None,
     user: str,
     *,
     ttl_s: float,
@@ -82,7 +82,7 @@ def ice_servers(
 
 
 def server_ice_servers(
-    turn: TurnConfig | None, user: str, *, ttl_s: float, now: float
+    turn: TurnServerSettings | None, user: str, *, ttl_s: float, now: float
 ) -> list[dict[str, Any]]:
     """The server peer's own list: its TURN over UDP first (aiortc uses only the first TURN URL).
 

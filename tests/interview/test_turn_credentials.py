@@ -9,7 +9,12 @@ import hmac
 import pytest
 
 from backend.core.settings import SettingsError, load_settings
-from interview_service.turn import TurnConfig, ice_servers, server_ice_servers, turn_credentials
+from interview_service.turn_credentials import (
+    TurnServerSettings,
+    ice_servers,
+    server_ice_servers,
+    turn_credentials,
+)
 
 NOW = 1_800_000_000.0
 
@@ -32,7 +37,7 @@ def test_a_colon_in_the_user_cannot_forge_another_expiry() -> None:
 
 
 def test_browser_list_order_stun_udp_tcp_then_tls() -> None:
-    turn = TurnConfig.parse("turn.example.com", "s", tls=True)
+    turn = TurnServerSettings.parse("turn.example.com", "s", tls=True)
     stun, relay = ice_servers(turn, "u", ttl_s=60, now=NOW, stun_urls=["stun:x"])
     assert stun == {"urls": ["stun:turn.example.com:3478"]}
     assert relay["urls"] == [
@@ -45,7 +50,7 @@ def test_browser_list_order_stun_udp_tcp_then_tls() -> None:
 
 
 def test_without_tls_there_are_no_turns_urls() -> None:
-    turn = TurnConfig.parse("10.0.0.5:3479", "s")
+    turn = TurnServerSettings.parse("10.0.0.5:3479", "s")
     _, relay = ice_servers(turn, "u", ttl_s=60, now=NOW, stun_urls=[])
     assert relay["urls"] == [
         "turn:10.0.0.5:3479?transport=udp",
@@ -54,7 +59,7 @@ def test_without_tls_there_are_no_turns_urls() -> None:
 
 
 def test_ipv6_servers_keep_their_brackets() -> None:
-    turn = TurnConfig.parse("[2001:db8::1]:3478", "s")
+    turn = TurnServerSettings.parse("[2001:db8::1]:3478", "s")
     assert turn.host == "[2001:db8::1]"
     assert turn.port == 3478
 
@@ -67,7 +72,7 @@ def test_without_turn_browsers_get_stun_only() -> None:
 
 def test_the_server_peer_never_gets_a_public_stun_server() -> None:
     assert server_ice_servers(None, "srv", ttl_s=60, now=NOW) == []
-    turn = TurnConfig.parse("turn.internal", "s")
+    turn = TurnServerSettings.parse("turn.internal", "s")
     servers = server_ice_servers(turn, "srv", ttl_s=60, now=NOW)
     assert [s["urls"] for s in servers] == [
         ["stun:turn.internal:3478"],
