@@ -28,6 +28,7 @@ from backend.core.rate_limits import FrameVerdict, LimitName, RateLimiter
 from backend.gateway.apigw_sender import ApiGatewaySender
 from backend.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
+from backend.hub.hub import SessionAccess
 from backend.hub.seq import seq_from_query
 
 log = structlog.get_logger(__name__)
@@ -40,12 +41,6 @@ class EventType(StrEnum):
     CONNECT = "CONNECT"
     MESSAGE = "MESSAGE"
     DISCONNECT = "DISCONNECT"
-
-
-class RoomAccess(Protocol):
-    """May this principal follow this session? Raises Forbidden or NotFound if not."""
-
-    async def check(self, principal: Principal, room: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -124,7 +119,7 @@ class GatewayBridge:
         registry: ConnectionRegistry,
         sender: ApiGatewaySender,
         auth: Authenticator,
-        access: RoomAccess,
+        access: SessionAccess,
         frames: FrameHandler,
         on_join: Callable[[], None] | None = None,
         limiter: RateLimiter | None = None,

@@ -7,8 +7,6 @@ caller awaits each send before the next, which keeps a connection's messages in 
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from backend.gateway.apigw_sender import ApiGatewaySender, PostOutcome
 
 
@@ -20,17 +18,9 @@ class DeliveryDeferred(Exception):
     """API Gateway kept throttling; the client needs a snapshot instead of this message."""
 
 
-class Transport(Protocol):
-    """What the hub needs from a connection, whatever carries it."""
-
-    kind: str
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-
 class ApiGatewayTransport:
+    """A hub ``Transport`` (backend.hub.connection) over API Gateway's ``@connections``."""
+
     kind = "apigw"
 
     def __init__(self, connection_id: str, sender: ApiGatewaySender) -> None:

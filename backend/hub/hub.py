@@ -19,11 +19,11 @@ import structlog
 from backend.core.auth import Principal
 from backend.core.errors import DomainError
 from backend.core.storage import Store
-from backend.hub import protocol
+from backend.hub import frames, protocol
 from backend.hub.bus import EventBus, Published
 from backend.hub.connection import Connection, Cursor, Sync, Transport
 from backend.hub.hub_metrics import HubMetrics
-from backend.hub.protocol import Action, Frame, ProtocolError
+from backend.hub.protocol import ProtocolError
 from backend.hub.replay import catch_up
 
 log = structlog.get_logger(__name__)
@@ -116,14 +116,14 @@ class Hub:
     ) -> None:
         conn.offer(protocol.dumps(protocol.connected(conn.id, session_id)))
         if session_id is not None:
-            await self._join(conn, session_id, last_seq, epoch, reply=False)
+            await self.join_room(conn, session_id, last_seq, epoch, reply=False)
 
     async def disconnect(self, conn: Connection) -> None:
         if self._connections.pop(conn.id, None) is None:
             return
         self._metrics.connections.labels(conn.transport.kind).dec()
         for room in conn.rooms:
-            await self._leave_room(conn, room)
+            await self.leave_room(conn, room)
         try:
             await self._store.delete(_membership_key(conn.id))
         except DomainError:
@@ -143,50 +143,9 @@ class Hub:
 
     # -- client frames ---------------------------------------------------------------
     async def handle_frame(self, conn: Connection, text: str | bytes) -> None:
-        request_id: Any = None
-        try:
-            frame = protocol.parse_frame(text)
-            request_id = frame.request_id
-            reply = await self._dispatch(conn, frame)
-        except ProtocolError as exc:  # raised while parsing (its own id) or acting (ours)
-            rid = exc.request_id if exc.request_id is not None else request_id
-            reply = protocol.error(exc.code, exc.message, rid)
-        except DomainError as exc:
-            reply = protocol.error(exc.code, exc.message, request_id)
-        if reply is not None:
-            conn.offer(protocol.dumps(reply))
+        await frames.handle_frame(LocalMember(self, conn), text, self)
 
-    async def _dispatch(self, conn: Connection, frame: Frame) -> dict[str, Any] | None:
-        rid = frame.request_id
-        match frame.action:
-            case Action.PING:
-                return protocol.with_request_id({"type": "pong"}, rid)
-            case Action.JOIN | Action.RESUME:
-                assert frame.room is not None
-                if frame.action is Action.RESUME and frame.room not in conn.cursors:
-                    await self._access.check(conn.principal, frame.room)
-                await self._join(
-                    conn,
-                    frame.room,
-                    frame.last_seq,
-                    frame.epoch,
-                    rid,
-                    reply=frame.action is Action.JOIN,
-                )
-                return None
-            case Action.LEAVE:
-                assert frame.room is not None
-                if frame.room not in conn.cursors:
-                    raise ProtocolError("not_in_room", "this connection has not joined that room")
-                await self._leave_room(conn, frame.room)
-                return protocol.with_request_id({"type": "left", "room": frame.room}, rid)
-            case Action.BROADCAST:
-                return await self._broadcast(conn, frame)
-            case Action.SEND:
-                return await self._send(conn, frame)
-        return None
-
-    async def _join(
+    async def join_room(
         self,
         conn: Connection,
         room: str,
@@ -213,7 +172,7 @@ class Hub:
             )
         conn.offer(Sync(room, last_seq, epoch, request_id))
 
-    async def _leave_room(self, conn: Connection, room: str) -> None:
+    async def leave_room(self, conn: Connection, room: str) -> None:
         conn.cursors.pop(room, None)
         members = self._rooms.get(room)
         if members is not None:
@@ -225,29 +184,6 @@ class Hub:
         self._metrics.rooms.set(len(self._rooms))
         if conn.id in self._connections:
             await self._store.remove_members(_membership_key(conn.id), room)
-
-    async def _broadcast(self, conn: Connection, frame: Frame) -> dict[str, Any]:
-        room = frame.room
-        if room is None:
-            if len(conn.cursors) != 1:
-                raise ProtocolError("missing_field", "room is required unless in exactly one room")
-            room = next(iter(conn.cursors))
-        if room not in conn.cursors:
-            raise ProtocolError("not_in_room", "join the room before broadcasting to it")
-        await self.broadcast(room, conn.id, frame.message)
-        return protocol.with_request_id({"type": "sent", "room": room}, frame.request_id)
-
-    async def _send(self, conn: Connection, frame: Frame) -> dict[str, Any]:
-        target = frame.target_id
-        assert target is not None
-        local = self._connections.get(target)
-        rooms = local.rooms if local else await self._store.members(_membership_key(target))
-        if not rooms & conn.rooms:
-            raise ProtocolError(
-                "unknown_target", "no connection with that id shares a room with you"
-            )
-        await self.bus.send({"target": target, "from": conn.id, "message": frame.message})
-        return protocol.with_request_id({"type": "sent", "target": target}, frame.request_id)
 
     async def broadcast(self, room: str, sender: str, message: Any) -> None:
         """To every other member of the room, on every process and every transport."""
@@ -345,3 +281,35 @@ class Hub:
 
 def _membership_key(connection_id: str) -> str:
     return f"hub:conn:{connection_id}"
+
+
+class LocalMember:
+    """A connection this process holds, as a member of the hub's rooms (frames.Member)."""
+
+    def __init__(self, hub: Hub, conn: Connection) -> None:
+        self._hub = hub
+        self._conn = conn
+
+    @property
+    def member_id(self) -> str:
+        return self._conn.id
+
+    @property
+    def principal(self) -> Principal:
+        return self._conn.principal
+
+    async def rooms(self) -> set[str]:
+        return self._conn.rooms
+
+    async def join(
+        self, room: str, last_seq: int | None, epoch: str | None, request_id: Any, *, resume: bool
+    ) -> None:
+        if resume and room not in self._conn.cursors:
+            await self._hub.check_access(self._conn.principal, room)
+        await self._hub.join_room(self._conn, room, last_seq, epoch, request_id, reply=not resume)
+
+    async def leave(self, room: str) -> None:
+        await self._hub.leave_room(self._conn, room)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self._conn.offer(protocol.dumps(message))
