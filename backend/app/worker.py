@@ -38,7 +38,9 @@ async def run_worker(
     assert isinstance(store, RedisStore)
     try:
         bus = open_bus(settings, store, HubMetrics(CollectorRegistry()))
-        sessions = Sessions(store, auth_enabled=settings.auth_configured)
+        sessions = Sessions(
+            store, auth_enabled=settings.auth_configured, ttl_s=settings.hub_session_ttl_s
+        )
         runner = build_runner(pipeline_settings, store, bus.publish, sessions)
         worker = PipelineWorker(
             settings.redis_url, settings.redis_prefix, store, runner, pipeline_settings

@@ -28,12 +28,12 @@ from backend.core.rate_limits import FrameVerdict, LimitName, RateLimiter
 from backend.gateway.apigw_sender import ApiGatewaySender
 from backend.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
+from backend.hub.events import SESSION_ID
 from backend.hub.hub import SessionAccess
 from backend.hub.seq import seq_from_query
 
 log = structlog.get_logger(__name__)
 
-SESSION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 CONNECTION_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
 
 

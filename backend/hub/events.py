@@ -17,7 +17,10 @@ MAX_MESSAGE_CHARS = 4_000
 MAX_DATA_BYTES = 64 * 1024
 
 
-class AgentStatus(StrEnum):
+# An agent's status in a session's events (interviews have InterviewStatus). Its name is
+# the OpenAPI component the clients are generated from, so it stays ``Status``; no docstring,
+# which would change that document too.
+class Status(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -45,9 +48,9 @@ def new_event_fields(
     if not AGENT_NAME.fullmatch(agent):
         raise InvalidInput("agent is 1 to 64 characters from [A-Za-z0-9._:-]", code="invalid_agent")
     try:
-        status = AgentStatus(status).value
+        status = Status(status).value
     except ValueError:
-        allowed = ", ".join(s.value for s in AgentStatus)
+        allowed = ", ".join(s.value for s in Status)
         raise InvalidInput(f"status must be one of {allowed}", code="invalid_status") from None
     if progress is not None and not 0.0 <= progress <= 1.0:
         raise InvalidInput("progress is between 0 and 1, or null", code="invalid_progress")

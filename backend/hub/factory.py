@@ -39,7 +39,12 @@ async def open_hub(
 ) -> AsyncIterator[tuple[Hub, Sessions]]:
     hub_metrics = HubMetrics(metrics.registry)
     bus = open_bus(settings, store, hub_metrics)
-    sessions = Sessions(store, auth_enabled=settings.auth_configured, history=bus.history)
+    sessions = Sessions(
+        store,
+        auth_enabled=settings.auth_configured,
+        history=bus.history,
+        ttl_s=settings.hub_session_ttl_s,
+    )
     hub = Hub(
         bus,
         store,

@@ -44,9 +44,15 @@ class SessionRecord:
 
 class Sessions:
     def __init__(
-        self, store: Store, *, auth_enabled: bool, history: HistoryProbe | None = None
+        self,
+        store: Store,
+        *,
+        auth_enabled: bool,
+        history: HistoryProbe | None = None,
+        ttl_s: float = SESSION_TTL_S,
     ) -> None:
         self._store = store
+        self._ttl_s = ttl_s  # HUB_SESSION_TTL_S: records expire with their events
         self._auth_enabled = auth_enabled
         self._history = history
 
@@ -75,11 +81,11 @@ class Sessions:
         ):
             raise Conflict("a session with that id has history", code="session_exists")
         stored = await self._store.put_if_absent(
-            _key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S
+            _key(record.session_id), _dump(record), ttl_s=self._ttl_s
         )
         if not stored:
             raise Conflict("a session with that id exists", code="session_exists")
-        await self._store.add_members(_owned_key(owner.sub), record.session_id, ttl_s=SESSION_TTL_S)
+        await self._store.add_members(_owned_key(owner.sub), record.session_id, ttl_s=self._ttl_s)
         return record
 
     async def owned(
@@ -109,7 +115,7 @@ class Sessions:
 
     async def save(self, record: SessionRecord) -> None:
         record.updated_at = now_iso()
-        await self._store.put(_key(record.session_id), _dump(record), ttl_s=SESSION_TTL_S)
+        await self._store.put(_key(record.session_id), _dump(record), ttl_s=self._ttl_s)
 
     async def update(self, session_id: str, **changes: Any) -> None:
         """Change fields of a record (the pipeline's status, outputs and error)."""

@@ -274,3 +274,23 @@ async def test_leaving_a_room_never_joined_is_an_error(
     assert [(r["code"], r["request_id"]) for r in replies] == [
         ("not_in_room", "u"), ("unknown_target", "m")
     ]  # fmt: skip
+
+
+async def test_frame_limit_is_ws_max_frame_bytes(
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    moto_connections: MotoConnections,
+) -> None:
+    settings = make_settings(
+        apigw_shared_secret=SECRET,
+        apigw_management_endpoint=moto_connections.endpoint,
+        aws_region=REGION,
+        auth_jwt_secret=JWT_SECRET,
+        ws_max_frame_bytes=2048,
+    )
+    running = await start_app(settings)
+    gateway = Gateway(running.client, running.services)
+    await gateway.connect("f1=", token=_token())
+    # Over WS_MAX_FRAME_BYTES (but far under the 64 KiB default): refused, connection closed.
+    await gateway.send("f1=", json.dumps({"action": "ping", "pad": "x" * 4096}))
+    assert moto_connections.raw("f1=") == b""

@@ -204,3 +204,18 @@ async def test_listing_gives_the_callers_sessions_newest_first_page_by_page(
         bad = await app.client.get("/api/sessions", params={"cursor": "%%%"}, headers=alice)
         assert bad.status_code == 400
         assert bad.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_session_records_live_as_long_as_hub_session_ttl_s(
+    start_app: Callable[[Settings], Any], hub_settings: Callable[..., Settings]
+) -> None:
+    running = await start_app(hub_settings(hub_session_ttl_s=120))
+    created = await running.client.post("/api/sessions", json={"prompt": "a short one"})
+    assert created.status_code == 201, created.text
+    session_id = created.json()["session_id"]
+    store = running.services.store
+    # HUB_SESSION_TTL_S, not a week: the record and the owner's index expire with the events.
+    for key in (f"session:{session_id}", "sessions-of:anonymous"):
+        ttl = await store.ttl(key)
+        assert ttl is not None, key
+        assert 0 < ttl <= 120, (key, ttl)

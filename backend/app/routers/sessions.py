@@ -13,7 +13,7 @@ from backend.app.deps import PrincipalDep, PrivilegedDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import NotFound
 from backend.core.rate_limits import LimitName
-from backend.hub.events import AgentStatus, new_event_fields, valid_session_id
+from backend.hub.events import SESSION_ID, Status, new_event_fields, valid_session_id
 from backend.hub.json_shape import json_problem
 from backend.hub.seq import MAX_SEQ
 from backend.hub.views import session_view
@@ -37,14 +37,14 @@ class NewSession(VideoOptions):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=20_000)
-    session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    session_id: str | None = Field(default=None, pattern=f"^{SESSION_ID.pattern}$")
 
 
 class NewEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
-    status: AgentStatus
+    status: Status
     progress: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     message: str | None = Field(default=None, max_length=4000)
     data: Annotated[dict[str, Any] | None, AfterValidator(_plain)] = None
