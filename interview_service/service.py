@@ -229,6 +229,9 @@ class InterviewService:
             task.cancel()
         if self._evaluations:
             await asyncio.gather(*self._evaluations, return_exceptions=True)
+        async with self._voice_lock:  # a stack being built in its thread is waited for
+            if self._voice is not None:
+                await self._voice.aclose()
 
     # ---- reads -------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,12 @@ class VoiceStack:
     early_stt_s: float = 0.6  # a pause this long starts STT on the speech so far; 0: off
     results: ResultsWriter | None = None  # rubric scoring; None: measurements only
     observe: Callable[[str, float], None] | None = None  # (stage, seconds) → histograms
+    close: Callable[[], Awaitable[None]] | None = None  # closes its clients (OpenAI's)
+
+    async def aclose(self) -> None:
+        """Close the clients the stack holds; the lifespan calls it on the way out."""
+        if self.close is not None:
+            await self.close()
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -96,7 +96,13 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
         openai_base_url=settings.openai_base_url if client is not None else None,
     )
     return assemble_stack(
-        settings, stt=stt, interviewer=interviewer, tts=tts, results=results, histogram=histogram
+        settings,
+        stt=stt,
+        interviewer=interviewer,
+        tts=tts,
+        results=results,
+        histogram=histogram,
+        close=client.close if client is not None else None,
     )
 
 
@@ -108,6 +114,7 @@ def assemble_stack(
     tts: TextToSpeech,
     results: ResultsWriter | None = None,
     histogram: Histogram | None = None,
+    close: Callable[[], Awaitable[None]] | None = None,
 ) -> VoiceStack:
     """A stack of the given providers, with Silero VAD and the turn-taking settings;
     for ``INTERVIEW_VOICE_STACK`` builders too."""
@@ -131,4 +138,5 @@ def assemble_stack(
         early_stt_s=settings.interview_early_stt_s,
         results=results,
         observe=observe,
+        close=close,
     )

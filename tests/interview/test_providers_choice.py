@@ -68,3 +68,12 @@ async def test_a_voice_stack_that_does_not_exist_is_a_clear_503(
     body = response.json()
     assert body["error"]["code"] == "voice_unavailable"
     assert "INTERVIEW_VOICE_STACK='nowhere:build'" in body["error"]["message"]
+
+
+async def test_closing_the_stack_closes_its_openai_client() -> None:
+    stack = build_stack(load_settings(openai_api_key="sk-test"))
+    assert isinstance(stack.stt, OpenAiStt)
+    client = stack.stt._client
+    assert not client.is_closed()
+    await stack.aclose()  # the interview service does this when the lifespan ends
+    assert client.is_closed()
