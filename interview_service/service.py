@@ -34,9 +34,10 @@ from interview_service.records import (
 )
 from interview_service.sdp_shape import check_sdp
 from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
-from interview_service.voice.conversation import VoiceConversation, VoiceStack
+from interview_service.voice.conversation import VoiceConversation
 from interview_service.voice.factory import build_stack, turn_histogram
 from interview_service.voice.measures import local_measurements
+from interview_service.voice.stack import VoiceStack
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,6 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from backend.core.settings import Settings
 from interview_service.conversation_seam import InterviewPlan
-from interview_service.voice.conversation import VoiceStack
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
     OpenAiInterviewer,
@@ -25,6 +24,7 @@ from interview_service.voice.providers import (
     SpeechToText,
     TextToSpeech,
 )
+from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
 
 log = structlog.get_logger(__name__)

@@ -18,13 +18,10 @@ import pytest
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.loudness import rms
 from interview_service.paced_audio import PacedSource
-from interview_service.voice.conversation import (
-    APOLOGY,
-    ListenerFailed,
-    VoiceConversation,
-    VoiceStack,
-    _sentences_and_rest,
-)
+from interview_service.voice.conversation import APOLOGY, VoiceConversation
+from interview_service.voice.listener import ListenerFailed
+from interview_service.voice.spoken import sentences_and_rest as _sentences_and_rest
+from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
 from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
 
