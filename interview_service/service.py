@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
 from backend.core.auth import Principal
 from backend.core.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
@@ -35,7 +34,7 @@ from interview_service.records import (
 from interview_service.sdp_shape import check_sdp
 from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation
-from interview_service.voice.factory import build_stack, turn_histogram
+from interview_service.voice.factory import stack_builder, turn_histogram
 from interview_service.voice.measures import local_measurements
 from interview_service.voice.stack import VoiceStack
 
@@ -161,7 +160,7 @@ class InterviewService:
         async with self._voice_lock:
             if self._voice is None:
                 try:  # loads the models once per process, off the event loop
-                    builder = _stack_builder(self.settings.interview_voice_stack)
+                    builder = stack_builder(self.settings.interview_voice_stack)
                     self._voice = await asyncio.to_thread(
                         builder, self.settings, self._turn_histogram
                     )
@@ -392,20 +391,6 @@ def _user_id(principal: Principal, asked: object) -> str:
     if asked not in (None, principal.sub):
         raise Forbidden("user_id must be your own id (or left out)", code="user_id_mismatch")
     return principal.sub
-
-
-def _stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:
-    """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
-    if not spec:
-        return build_stack
-    module, _, name = spec.partition(":")
-    try:
-        builder = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} does not name a function") from exc
-    if not callable(builder):
-        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} is not callable")
-    return builder  # type: ignore[no-any-return]
 
 
 def _greeter(plan: InterviewPlan) -> Conversation:

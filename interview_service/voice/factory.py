@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -140,3 +141,17 @@ def assemble_stack(
         observe=observe,
         close=close,
     )
+
+
+def stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:
+    """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
+    if not spec:
+        return build_stack
+    module, _, name = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} does not name a function") from exc
+    if not callable(builder):
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} is not callable")
+    return builder  # type: ignore[no-any-return]
