@@ -26,6 +26,7 @@ from backend.gateway.bridge import GatewayBridge
 from backend.gateway.factory import open_gateway
 from backend.hub.factory import open_hub
 from backend.hub.hub import Hub
+from backend.hub.messaging import RoomMessaging
 from backend.hub.sessions import Sessions
 from backend.pipeline.factory import open_pipeline
 from backend.pipeline.service import Pipeline
@@ -52,6 +53,7 @@ class AppState:
     interviews: InterviewService
     pipeline: Pipeline
     session_control: SessionControl
+    messaging: RoomMessaging  # client messages to every member, native and API Gateway
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
@@ -109,6 +111,7 @@ async def open_app_state(
             interviews=interviews,
             pipeline=pipeline,
             session_control=SessionControl(pipeline, sessions, hub),
+            messaging=RoomMessaging(hub, gateway.members if gateway is not None else None),
             gateway=gateway,
         )
         if not settings.auth_configured:

@@ -30,6 +30,7 @@ from backend.gateway.registry import ConnectionRegistry, GatewayConnection
 from backend.gateway.transport import ApiGatewayTransport, DeliveryDeferred, TransportClosed
 from backend.hub.events import SESSION_ID
 from backend.hub.hub import SessionAccess
+from backend.hub.messaging import RemoteMembers
 from backend.hub.seq import seq_from_query
 
 log = structlog.get_logger(__name__)
@@ -123,8 +124,10 @@ class GatewayBridge:
         frames: FrameHandler,
         on_join: Callable[[], None] | None = None,
         limiter: RateLimiter | None = None,
+        members: RemoteMembers | None = None,
     ) -> None:
         self.secret = secret
+        self.members = members  # its connections as room members, for the hub's messaging
         self._limiter = limiter
         self.registry = registry
         self._sender = sender

@@ -27,6 +27,7 @@ from backend.gateway.hub_frames import ApiGatewayMembers, HubFrames
 from backend.gateway.keepalive import KeepAlive
 from backend.gateway.registry import ConnectionRegistry
 from backend.hub.hub import Hub
+from backend.hub.messaging import RoomMessaging
 
 log = structlog.get_logger(__name__)
 
@@ -63,14 +64,15 @@ async def open_gateway(
         on_outcome=_count_outcomes(metrics) if metrics is not None else None,
     )
     fanout = Fanout(store, registry, sender, feed or HubFeed(hub))
-    hub.external = ApiGatewayMembers(registry, sender)
+    members = ApiGatewayMembers(registry, sender)
     bridge = GatewayBridge(
         secret=SharedSecret(settings.apigw_shared_secret.get_secret_value()),
         registry=registry,
         sender=sender,
         auth=auth,
         access=hub.access,
-        frames=HubFrames(hub),
+        frames=HubFrames(hub, RoomMessaging(hub, members)),
+        members=members,
         on_join=fanout.wake,
         limiter=limiter,
     )
@@ -89,7 +91,6 @@ async def open_gateway(
         for task in tasks:  # owned here: cancelled and awaited, never left running
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        hub.external = None
         await asyncio.to_thread(sender.close)
 
 

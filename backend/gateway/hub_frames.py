@@ -27,8 +27,9 @@ log = structlog.get_logger(__name__)
 class HubFrames:
     """The bridge's frame handler: the hub's one dispatch (:mod:`backend.hub.frames`)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, messaging: frames.Messaging) -> None:
         self._hub = hub
+        self._messaging = messaging
 
     async def greet(self, client: GatewayClient) -> None:
         record = client.record
@@ -38,7 +39,7 @@ class HubFrames:
             await member.catch_up(record.session_id, record.last_seq, record.epoch)
 
     async def handle_frame(self, client: GatewayClient, text: str) -> None:
-        await frames.handle_frame(ApiGatewayMember(self._hub, client), text, self._hub)
+        await frames.handle_frame(ApiGatewayMember(self._hub, client), text, self._messaging)
 
 
 class ApiGatewayMember:

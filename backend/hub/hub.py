@@ -23,7 +23,6 @@ from backend.hub import frames, protocol
 from backend.hub.bus import EventBus, Published
 from backend.hub.connection import Connection, Cursor, Sync, Transport
 from backend.hub.hub_metrics import HubMetrics
-from backend.hub.protocol import ProtocolError
 from backend.hub.replay import catch_up
 
 log = structlog.get_logger(__name__)
@@ -34,16 +33,6 @@ MEMBERSHIP_TTL_S = 24 * 3600
 class SessionAccess(Protocol):
     async def check(self, principal: Principal, session_id: str) -> None:
         """Raise Forbidden or NotFound unless the principal may follow the session."""
-
-
-class ExternalMembers(Protocol):
-    """Room members the hub does not hold itself: API Gateway connections."""
-
-    async def rooms_of(self, connection_id: str) -> set[str]: ...
-
-    async def broadcast(self, room: str, sender: str, message: Any) -> None: ...
-
-    async def send(self, target: str, sender: str, message: Any) -> None: ...
 
 
 class Hub:
@@ -67,7 +56,6 @@ class Hub:
         self._rooms: dict[str, set[Connection]] = {}
         self._ids = itertools.count(1)
         self._watchers: dict[str, set[asyncio.Queue[Published]]] = {}
-        self.external: ExternalMembers | None = None
 
     async def start(self) -> None:
         await self.bus.start(self)
@@ -142,8 +130,10 @@ class Hub:
         await self._access.check(principal, session_id)
 
     # -- client frames ---------------------------------------------------------------
-    async def handle_frame(self, conn: Connection, text: str | bytes) -> None:
-        await frames.handle_frame(LocalMember(self, conn), text, self)
+    async def handle_frame(
+        self, conn: Connection, text: str | bytes, messaging: frames.Messaging
+    ) -> None:
+        await frames.handle_frame(LocalMember(self, conn), text, messaging)
 
     async def join_room(
         self,
@@ -186,30 +176,17 @@ class Hub:
             await self._store.remove_members(_membership_key(conn.id), room)
 
     async def broadcast(self, room: str, sender: str, message: Any) -> None:
-        """To every other member of the room, on every process and every transport."""
+        """To every other member of the room this hub holds, on every process."""
         await self.bus.send({"room": room, "from": sender, "message": message})
-        if self.external is not None:
-            await self.external.broadcast(room, sender, message)
 
-    async def send_message(
-        self, target: str, sender: str, sender_rooms: set[str], message: Any
-    ) -> None:
-        """To one connection anywhere, if it shares a room with the sender."""
-        local = self._connections.get(target)
-        rooms = local.rooms if local else await self._store.members(_membership_key(target))
-        external = not rooms and self.external is not None
-        if external:
-            assert self.external is not None
-            rooms = await self.external.rooms_of(target)
-        if not rooms & sender_rooms:
-            raise ProtocolError(
-                "unknown_target", "no connection with that id shares a room with you"
-            )
-        if external:
-            assert self.external is not None
-            await self.external.send(target, sender, message)
-        else:
-            await self.bus.send({"target": target, "from": sender, "message": message})
+    async def rooms_of(self, connection_id: str) -> set[str]:
+        """The rooms of a connection held by any process's hub (empty: none holds it)."""
+        local = self._connections.get(connection_id)
+        return local.rooms if local else await self._store.members(_membership_key(connection_id))
+
+    async def send_direct(self, target: str, sender: str, message: Any) -> None:
+        """To a connection some process's hub holds (see messaging.RoomMessaging)."""
+        await self.bus.send({"target": target, "from": sender, "message": message})
 
     # -- live traffic from the bus -----------------------------------------------------
     def on_event(self, event: Published) -> None:

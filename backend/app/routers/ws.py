@@ -28,6 +28,7 @@ from backend.hub.connection import (
     Connection,
 )
 from backend.hub.events import valid_session_id
+from backend.hub.frames import Messaging
 from backend.hub.hub import Hub
 from backend.hub.seq import seq_from_query
 
@@ -104,7 +105,7 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         session_id,
         last_seq,
         epoch,
-        _Reader(state.settings.ws_max_frame_bytes, state.limiter),
+        _Reader(state.settings.ws_max_frame_bytes, state.limiter, state.messaging),
         bad_resume,
     )
 
@@ -156,8 +157,9 @@ async def _serve(
 class _Reader:
     """A connection's reader: size limit, frame rate limit, then the protocol core."""
 
-    def __init__(self, max_frame: int, limiter: RateLimiter) -> None:
+    def __init__(self, max_frame: int, limiter: RateLimiter, messaging: Messaging) -> None:
         self.max_frame = max_frame
+        self.messaging = messaging
         self.limiter = limiter
         self.window = limiter.frame_window()
 
@@ -174,7 +176,7 @@ class _Reader:
                 return
             verdict = self.window.hit()
             if verdict is FrameVerdict.ACCEPT:
-                await hub.handle_frame(conn, data)
+                await hub.handle_frame(conn, data, self.messaging)
                 continue
             self.limiter.count_frame_refusal()
             conn.offer(protocol.dumps(RATE_LIMITED_FRAME))
