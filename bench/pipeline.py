@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import redis
 
-from backend.core.settings import load_settings
+from backend.app.settings import load_settings
 from backend.pipeline.settings import load_pipeline_settings
 from tests.support.live_server import live_server
 from tests.support.uvicorn_process import ServiceProcess

@@ -19,7 +19,6 @@ from prometheus_client import Counter, Gauge
 from backend.core.auth import Principal
 from backend.core.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
 from backend.core.metrics import Metrics
-from backend.core.settings import Settings
 from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
 from interview_service.conversation_seam import Conversation, ConversationFactory, InterviewPlan
@@ -32,6 +31,7 @@ from interview_service.records import (
     TranscriptLine,
 )
 from interview_service.sdp_shape import check_sdp
+from interview_service.settings import InterviewSettings
 from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation
 from interview_service.voice.factory import stack_builder, turn_histogram
@@ -66,7 +66,7 @@ class InterviewMetrics:
 class InterviewService:
     def __init__(
         self,
-        settings: Settings,
+        settings: InterviewSettings,
         store: Store,
         metrics: Metrics,
         conversations: ConversationFactory | None = None,
@@ -399,7 +399,7 @@ def _greeter(plan: InterviewPlan) -> Conversation:
 
 @contextlib.asynccontextmanager
 async def open_interviews(
-    settings: Settings,
+    settings: InterviewSettings,
     store: Store,
     metrics: Metrics,
     conversations: ConversationFactory | None = None,

@@ -20,8 +20,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backend.app.main import create_app
+from backend.app.settings import Settings, load_settings
 from backend.app.state import AppState
-from backend.core.settings import Settings, load_settings
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from tests.support.redis_server import RedisServer
 

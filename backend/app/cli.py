@@ -17,8 +17,9 @@ import signal
 import sys
 from dataclasses import asdict
 
+from backend.app.settings import Settings, load_settings
 from backend.core.auth import Role, mint_token
-from backend.core.settings import Settings, SettingsError, load_settings
+from backend.core.settings import SettingsError
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -26,10 +26,11 @@ from backend.app.routers import (
     sessions,
     ws,
 )
+from backend.app.settings import Settings, load_settings
 from backend.app.state import open_app_state
 from backend.core.logs import configure_logging
 from backend.core.metrics import Metrics
-from backend.core.settings import Settings, SettingsError, load_settings
+from backend.core.settings import SettingsError
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.app.main import create_app
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 
 
 def openapi_document() -> dict[str, Any]:

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from backend.app.settings import Settings
 from backend.core.api_keys import ApiKeys
 from backend.core.auth import TokenVerifier
 from backend.core.authenticator import Authenticator
 from backend.core.health import HealthChecks
 from backend.core.metrics import Metrics
 from backend.core.rate_limits import RateLimiter, open_rate_limiter
-from backend.core.settings import Settings
 from backend.core.storage import Store, open_store
 from backend.gateway.bridge import GatewayBridge
 from backend.gateway.factory import open_gateway

@@ -13,7 +13,8 @@ import signal
 import structlog
 from prometheus_client import CollectorRegistry
 
-from backend.core.settings import Settings, SettingsError
+from backend.app.settings import Settings
+from backend.core.settings import SettingsError
 from backend.core.storage import open_store
 from backend.core.storage.redis_store import RedisStore
 from backend.hub.factory import open_bus

@@ -19,7 +19,7 @@ import jwt
 import structlog
 
 from backend.core.errors import Unauthorized
-from backend.core.settings import Settings
+from backend.core.settings import CoreSettings
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +96,7 @@ class JwksCache:
 
 
 class TokenVerifier:
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: CoreSettings, http: httpx.AsyncClient) -> None:
         self._secret = (
             settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
         )

@@ -15,7 +15,7 @@ import structlog
 import structlog.tracebacks
 
 from backend.core.redaction import RedactingFilter, redact_event, redact_rendered
-from backend.core.settings import LogFormat, Settings
+from backend.core.settings import CoreSettings, LogFormat
 
 
 def _drop_color_message(
@@ -35,7 +35,7 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
-def wants_json(settings: Settings) -> bool:
+def wants_json(settings: CoreSettings) -> bool:
     if settings.log_format is LogFormat.JSON:
         return True
     if settings.log_format is LogFormat.CONSOLE:
@@ -43,7 +43,7 @@ def wants_json(settings: Settings) -> bool:
     return settings.is_production or not sys.stderr.isatty()
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: CoreSettings) -> None:
     """Idempotent: safe to call once per app built (tests build many)."""
     renderer: structlog.types.Processor
     if wants_json(settings):

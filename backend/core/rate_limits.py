@@ -35,7 +35,7 @@ from prometheus_client import Counter
 from backend.core.auth import Principal
 from backend.core.errors import LimitExceeded
 from backend.core.metrics import Metrics
-from backend.core.settings import Settings
+from backend.core.settings import RateLimitSettings
 from backend.core.storage import Store
 
 log = structlog.get_logger(__name__)
@@ -69,7 +69,7 @@ class Rule:
     per_ip: list[RateLimitItem]
 
 
-def rules_from(settings: Settings) -> dict[LimitName, Rule]:
+def rules_from(settings: RateLimitSettings) -> dict[LimitName, Rule]:
     rules: dict[LimitName, Rule] = {}
     for name in LimitName:
         if name is LimitName.WS_FRAME:
@@ -113,7 +113,7 @@ class FrameWindow:
 
 
 class RateLimiter:
-    def __init__(self, settings: Settings, storage: Storage, metrics: Metrics) -> None:
+    def __init__(self, settings: RateLimitSettings, storage: Storage, metrics: Metrics) -> None:
         self.enabled = settings.rate_limits_enabled
         self._storage = storage
         self._strategy = MovingWindowRateLimiter(storage)
@@ -213,7 +213,7 @@ class RateLimiter:
             await asyncio.gather(timer, return_exceptions=True)
 
 
-def _storage(settings: Settings, store: Store) -> Storage:
+def _storage(settings: RateLimitSettings, store: Store) -> Storage:
     if not settings.redis_url:
         return MemoryStorage(wrap_exceptions=True)
     from backend.core.storage.redis_store import RedisStore
@@ -230,7 +230,7 @@ def _storage(settings: Settings, store: Store) -> Storage:
 
 @contextlib.asynccontextmanager
 async def open_rate_limiter(
-    settings: Settings, store: Store, metrics: Metrics
+    settings: RateLimitSettings, store: Store, metrics: Metrics
 ) -> AsyncIterator[RateLimiter]:
     limiter = RateLimiter(settings, _storage(settings, store), metrics)
     if not limiter.enabled:

@@ -17,7 +17,6 @@ from prometheus_client import Counter
 from backend.core.authenticator import Authenticator
 from backend.core.metrics import Metrics
 from backend.core.rate_limits import RateLimiter
-from backend.core.settings import Settings
 from backend.core.storage import Store
 from backend.gateway.apigw_sender import ApiGatewaySender, OutcomeHook, build_client
 from backend.gateway.bridge import GatewayBridge, SharedSecret
@@ -26,6 +25,7 @@ from backend.gateway.hub_feed import HubFeed
 from backend.gateway.hub_frames import ApiGatewayMembers, HubFrames
 from backend.gateway.keepalive import KeepAlive
 from backend.gateway.registry import ConnectionRegistry
+from backend.gateway.settings import GatewaySettings
 from backend.hub.hub import Hub
 from backend.hub.messaging import RoomMessaging
 
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 @contextlib.asynccontextmanager
 async def open_gateway(
-    settings: Settings,
+    settings: GatewaySettings,
     store: Store,
     auth: Authenticator,
     metrics: Metrics | None = None,

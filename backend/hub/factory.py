@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 
 from backend.core.health import HealthChecks
 from backend.core.metrics import Metrics
-from backend.core.settings import Settings
 from backend.core.storage import Store
 from backend.hub.bus import EventBus
 from backend.hub.hub import Hub
 from backend.hub.hub_metrics import HubMetrics
 from backend.hub.sessions import Sessions
+from backend.hub.settings import HubSettings
 
 
-def open_bus(settings: Settings, store: Store, metrics: HubMetrics) -> EventBus:
+def open_bus(settings: HubSettings, store: Store, metrics: HubMetrics) -> EventBus:
     if not settings.redis_url:
         from backend.hub.memory_bus import MemoryBus
 
@@ -35,7 +35,7 @@ def open_bus(settings: Settings, store: Store, metrics: HubMetrics) -> EventBus:
 
 @contextlib.asynccontextmanager
 async def open_hub(
-    settings: Settings, store: Store, metrics: Metrics, health: HealthChecks
+    settings: HubSettings, store: Store, metrics: Metrics, health: HealthChecks
 ) -> AsyncIterator[tuple[Hub, Sessions]]:
     hub_metrics = HubMetrics(metrics.registry)
     bus = open_bus(settings, store, hub_metrics)

@@ -9,7 +9,6 @@ from pathlib import Path
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
-from backend.core.settings import Settings
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
@@ -25,6 +24,7 @@ from interview_service.voice.providers import (
     SpeechToText,
     TextToSpeech,
 )
+from interview_service.voice.settings import VoiceSettings
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
 
@@ -44,7 +44,7 @@ def turn_histogram(registry: CollectorRegistry) -> Histogram:
     )
 
 
-def build_stack(settings: Settings, histogram: Histogram | None = None) -> VoiceStack:
+def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> VoiceStack:
     """VAD is always local (Silero); STT, the interviewer and TTS each by its setting."""
     client = None
     if settings.openai_api_key is not None and settings.openai_api_key.get_secret_value():
@@ -108,7 +108,7 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
 
 
 def assemble_stack(
-    settings: Settings,
+    settings: VoiceSettings,
     *,
     stt: SpeechToText,
     interviewer: Callable[[InterviewPlan], Interviewer],
@@ -143,7 +143,7 @@ def assemble_stack(
     )
 
 
-def stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:
+def stack_builder(spec: str | None) -> Callable[[VoiceSettings, Histogram], VoiceStack]:
     """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
     if not spec:
         return build_stack

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.redis_server import RedisServer
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.app.openapi_dump import openapi_document
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 
 
 def test_dump_writes_the_document_the_service_serves(tmp_path: Path) -> None:

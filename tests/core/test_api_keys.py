@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app.settings import Settings
 from backend.core.api_keys import ApiKeys, digest_of
 from backend.core.auth import Role, mint_token
 from backend.core.errors import NotFound, Unauthorized
-from backend.core.settings import Settings
 from backend.core.storage import Store, open_store
 from tests.conftest import JWT_SECRET
 from tests.support.live_server import LiveServer, live_server

@@ -13,8 +13,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backend.app.settings import Settings
 from backend.core.auth import Role, mint_token
-from backend.core.settings import Settings
 from tests.conftest import JWT_SECRET
 
 AUDIENCE = "pipeline-frontend"

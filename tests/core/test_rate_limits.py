@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from backend.app.client_ip import TrustedProxies, client_ip
+from backend.app.settings import Settings, load_settings
 from backend.core import rate_limits
 from backend.core.auth import Principal, Role, mint_token
 from backend.core.logs import configure_logging
@@ -22,7 +23,7 @@ from backend.core.rate_limits import (
     RateLimited,
     open_rate_limiter,
 )
-from backend.core.settings import Settings, SettingsError, load_settings
+from backend.core.settings import SettingsError
 from backend.core.storage import open_store
 from tests.conftest import JWT_SECRET, RunningApp
 from tests.support.live_server import live_server

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.settings import SettingsError, load_settings
+from backend.app.settings import load_settings
+from backend.core.settings import SettingsError
 from tests.support.uvicorn_process import ROOT
 
 

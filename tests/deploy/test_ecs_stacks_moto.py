@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.cfn_subset import PLACEHOLDER, supported_subset
 from tests.support.moto_server import MotoServer
 

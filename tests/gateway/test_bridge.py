@@ -9,9 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app.settings import Settings
 from backend.app.state import AppState
 from backend.core.auth import Role, mint_token
-from backend.core.settings import Settings, SettingsError
+from backend.core.settings import SettingsError
 from tests.conftest import JWT_SECRET
 from tests.support.moto_apigw import REGION, MotoConnections
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from backend.app.settings import Settings
 from backend.core.auth import mint_token
-from backend.core.settings import Settings
 from tests.conftest import JWT_SECRET, RunningApp
 from tests.gateway.test_bridge import SECRET, Gateway
 from tests.support.moto_apigw import REGION, MotoConnections

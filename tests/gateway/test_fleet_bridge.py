@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app.settings import Settings
 from backend.core.api_keys import ApiKeys
 from backend.core.auth import Principal, Role, TokenVerifier, mint_token
 from backend.core.authenticator import Authenticator
 from backend.core.errors import Forbidden
 from backend.core.health import HealthChecks
 from backend.core.metrics import Metrics
-from backend.core.settings import Settings
 from backend.core.storage import open_store
 from backend.gateway.bridge import GatewayBridge
 from backend.gateway.factory import open_gateway

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.live_server import live_server
 from tests.support.moto_apigw import REGION, MotoConnections
 from tests.support.ws_client import Client

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.live_server import LiveServer, live_server
 
 

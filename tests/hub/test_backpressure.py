@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.hub.conftest import publish
 from tests.support.live_server import live_server
 from tests.support.stalled_client import StalledClient

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.hub.conftest import publish
 from tests.support.live_server import LiveServer, live_server
 from tests.support.redis_server import RedisServer

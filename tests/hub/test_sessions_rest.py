@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.app.settings import Settings
 from backend.core.auth import Role, mint_token
-from backend.core.settings import Settings
 from tests.conftest import JWT_SECRET
 from tests.hub.conftest import publish
 from tests.support.live_server import LiveServer, live_server

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from backend.core.settings import Settings, SettingsError, load_settings
+from backend.app.settings import Settings, load_settings
+from backend.core.settings import SettingsError
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.factory import build_stack
 from interview_service.voice.local import EspeakTts

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 
 
 async def test_records_live_in_redis_when_configured(

@@ -8,7 +8,8 @@ import hmac
 
 import pytest
 
-from backend.core.settings import SettingsError, load_settings
+from backend.app.settings import load_settings
+from backend.core.settings import SettingsError
 from interview_service.turn_credentials import (
     TurnServerSettings,
     ice_servers,

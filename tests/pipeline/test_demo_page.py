@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from backend.pipeline.settings import PipelineSettings
 from tests.support.chromium import Chromium
 from tests.support.live_server import live_server

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from backend.pipeline.settings import PipelineSettings
 from tests.pipeline.conftest import AGENTS, create, events, statuses, wait_for
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from backend.pipeline.settings import PipelineSettings
 from tests.pipeline.conftest import AGENTS, create, events, ffprobe, wait_for
 from tests.support.fake_openai import Behaviour, FakeOpenAI, fake_openai

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from backend.pipeline.s3_media import S3Media
 from backend.pipeline.settings import PipelineSettings
 from tests.pipeline.conftest import create, ffprobe, wait_for

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from pipeline_agent import HttpReporter, ReportError, RetryPolicy, report
 from tests.pipeline_agent.conftest import JWT_SECRET, agent_token
 from tests.support.live_server import LiveServer, live_server

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from pipeline_agent import ReportError, RetryPolicy
 from pipeline_agent.redis_reporter import RedisReporter
 from tests.support.live_server import live_server

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from backend.app.main import create_app
+from backend.app.settings import Settings
 from backend.app.state import AppState
-from backend.core.settings import Settings
 from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Sequence
 import numpy as np
 from prometheus_client import Histogram
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.factory import assemble_stack
 from interview_service.voice.providers import Interviewer, Reply, Turn

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.chromium import Chromium
 from tests.support.coturn import Coturn
 from tests.support.live_server import live_server

@@ -12,7 +12,7 @@ import aioice.stun
 import aioice.turn
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from interview_service.turn_credentials import turn_credentials
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import RtcClient

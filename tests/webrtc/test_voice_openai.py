@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from interview_service.espeak import EspeakVoice
 from tests.support.coturn import Coturn
 from tests.support.fake_openai import FakeOpenAI, fake_openai

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from backend.core.settings import Settings
+from backend.app.settings import Settings
 from tests.support.rtc_client import RtcClient
 
 EXAMPLES = 300
