@@ -6,9 +6,10 @@
 - :mod:`.transport`     an API Gateway client as a hub transport (``send_text``/``close``)
 - :mod:`.fanout`        each room's events to its API Gateway members, once, fleet-wide
 - :mod:`.keepalive`     posts before API Gateway's 10-minute idle timeout
-- :mod:`.component`     builds all of it for the lifespan (off without a secret)
+- :mod:`.factory`       builds all of it for the lifespan (off without a secret)
+- :mod:`.settings`      GatewaySettings (APIGW_*, AWS_REGION)
 
-- :mod:`.hub_frames`    the hub's protocol core answering API Gateway clients' frames
+- :mod:`.hub_frames`    API Gateway connections as hub members (the hub's one dispatch)
 - :mod:`.hub_feed`      the hub's bus as each room's event feed for the fan-out
 
 The status hub (:mod:`backend.hub`) owns the protocol, sessions and history; this

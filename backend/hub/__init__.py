@@ -6,6 +6,9 @@
 - :mod:`.memory_bus` one process, in memory (the embedded default)
 - :mod:`.redis_bus`  a fleet sharing Redis: atomic seq, capped streams, pub/sub
 - :mod:`.connection` one client: a bounded send queue and per-room cursors
-- :mod:`.hub`        rooms, joins, resume, sendMessage and broadcast
+- :mod:`.hub`        rooms, joins, resume; the members this process holds
+- :mod:`.frames`     one client frame on any transport: parse, dispatch, answer
+- :mod:`.messaging`  broadcast and sendMessage to every member, remote ones included
 - :mod:`.sessions`   pipeline session records and their owners
+- :mod:`.factory`    builds the bus, the hub and the sessions from HubSettings
 """
