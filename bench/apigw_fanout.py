@@ -18,12 +18,12 @@ import statistics
 import time
 import uuid
 
-from backend.app.auth import Role
-from backend.app.gateway.apigw_sender import ApiGatewaySender, build_client
-from backend.app.gateway.fanout import RoomPump
-from backend.app.gateway.registry import ConnectionRegistry, GatewayConnection
-from backend.app.storage import open_store
-from tests.backend.gateway.memory_feed import MemoryFeed
+from backend.core.auth import Role
+from backend.core.storage import open_store
+from backend.gateway.apigw_sender import ApiGatewaySender, build_client
+from backend.gateway.fanout import RoomPump
+from backend.gateway.registry import ConnectionRegistry, GatewayConnection
+from tests.gateway.memory_feed import MemoryFeed
 from tests.support.moto_apigw import REGION, MotoConnections
 
 ROOM = "bench-room"

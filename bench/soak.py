@@ -278,7 +278,7 @@ def rss_slope_mb_per_hour(samples: list[Sample]) -> float:
 async def run(
     args: argparse.Namespace, base_url: str, pid: int, redis_port: int, agent_key: str
 ) -> dict[str, Any]:
-    from backend.app.auth import mint_token
+    from backend.core.auth import mint_token
 
     soak = Soak(base_url, pid, redis_port, agent_key, mint_token(JWT_SECRET, "soak-user"))
     duration = args.minutes * 60
@@ -398,9 +398,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 async def _agent_key(url: str, prefix: str) -> str:
-    from backend.app.api_keys import ApiKeys
-    from backend.app.auth import Role
-    from backend.app.storage import open_store
+    from backend.core.api_keys import ApiKeys
+    from backend.core.auth import Role
+    from backend.core.storage import open_store
 
     store = open_store(url, prefix=prefix)
     try:

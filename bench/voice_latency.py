@@ -222,7 +222,7 @@ def _report(row: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 async def _main(args: argparse.Namespace) -> None:
-    from interview_service.audio import EspeakVoice
+    from interview_service.espeak import EspeakVoice
 
     voice = EspeakVoice()
     pause = bytes(int(48_000 * PAUSE_S) * 2)

@@ -18,10 +18,15 @@ from typing import Any
 import av
 import structlog
 
-from backend.app.errors import Conflict, InvalidInput
-from interview_service.media import Conversation
+from backend.core.errors import Conflict, InvalidInput
+from interview_service.conversation_seam import Conversation
 from interview_service.peer import Peer, PeerOptions
-from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
+from interview_service.records import (
+    InterviewRecord,
+    InterviewRecords,
+    InterviewStatus,
+    TranscriptLine,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +72,7 @@ class Call:
         self._talk: asyncio.Task[None] | None = None
         self.frames_in = 0
         self._finished = asyncio.Event()
-        self._finishing: Status | None = None
+        self._finishing: InterviewStatus | None = None
         self._watchdog = self._spawn(self._watch())
 
     @property
@@ -86,8 +91,8 @@ class Call:
             self._ensure_live()
             peer = await self._replace_peer()
             answer = await self._fail_on_error(peer, peer.answer(sdp))
-            if self.record.status is Status.CREATED:
-                self._move(Status.CONNECTING)
+            if self.record.status is InterviewStatus.CREATED:
+                self._move(InterviewStatus.CONNECTING)
             await self._flush_candidates(peer)
             return answer
 
@@ -97,8 +102,8 @@ class Call:
             self._ensure_live()
             peer = await self._replace_peer()
             offer = await self._fail_on_error(peer, peer.offer())
-            if self.record.status is Status.CREATED:
-                self._move(Status.CONNECTING)
+            if self.record.status is InterviewStatus.CREATED:
+                self._move(InterviewStatus.CONNECTING)
             return offer
 
     async def accept_answer(self, sdp: str) -> None:
@@ -162,10 +167,10 @@ class Call:
             return
         self.record.connection_state = connection_state
         self.record.ice_connection_state = ice_connection_state
-        if connection_state == "connected" and self.record.status is Status.CONNECTING:
+        if connection_state == "connected" and self.record.status is InterviewStatus.CONNECTING:
             self._activate()
-        elif connection_state == "failed" and self.record.status is Status.CONNECTING:
-            self._spawn(self.finish(Status.FAILED, "ice_failed"))
+        elif connection_state == "failed" and self.record.status is InterviewStatus.CONNECTING:
+            self._spawn(self.finish(InterviewStatus.FAILED, "ice_failed"))
         self._spawn(self.save())
 
     def peer_frame(self, frame: av.AudioFrame) -> None:
@@ -183,7 +188,7 @@ class Call:
     # ---- the conversation --------------------------------------------------------------
 
     def _activate(self) -> None:
-        self._move(Status.ACTIVE)
+        self._move(InterviewStatus.ACTIVE)
         self._activated = time.monotonic()
         self._last_media = time.monotonic()
         self._talk = self._spawn(self._converse())
@@ -201,7 +206,7 @@ class Call:
             self.send_event({"type": "error", "code": "conversation_failed"})
             return
         # The interviewer finished its plan: the call ends by itself.
-        self._spawn(self.finish(Status.ENDED, "completed"))
+        self._spawn(self.finish(InterviewStatus.ENDED, "completed"))
 
     async def _frames(self) -> AsyncIterator[av.AudioFrame]:
         while True:
@@ -226,16 +231,16 @@ class Call:
             await asyncio.sleep(tick)
             now = time.monotonic()
             status = self.record.status
-            if status in (Status.CREATED, Status.CONNECTING):
+            if status in (InterviewStatus.CREATED, InterviewStatus.CONNECTING):
                 if now - self._created >= limits.connect_timeout_s:
-                    self._spawn(self.finish(Status.EXPIRED, "connect_timeout"))
+                    self._spawn(self.finish(InterviewStatus.EXPIRED, "connect_timeout"))
                     return
-            elif status is Status.ACTIVE and self._activated is not None:
+            elif status is InterviewStatus.ACTIVE and self._activated is not None:
                 if now - self._last_media >= limits.idle_timeout_s:
-                    self._spawn(self.finish(Status.ENDED, "idle_timeout"))
+                    self._spawn(self.finish(InterviewStatus.ENDED, "idle_timeout"))
                     return
                 if now - self._activated >= min(limits.max_duration_s, self.record.max_duration_s):
-                    self._spawn(self.finish(Status.ENDED, "max_duration"))
+                    self._spawn(self.finish(InterviewStatus.ENDED, "max_duration"))
                     return
                 if now >= next_beat:
                     next_beat = now + limits.heartbeat_s
@@ -243,12 +248,12 @@ class Call:
 
     # ---- the end -----------------------------------------------------------------------
 
-    def _move(self, to: Status, reason: str | None = None) -> None:
+    def _move(self, to: InterviewStatus, reason: str | None = None) -> None:
         if self.record.move(to, reason=reason):
             self.send_event({"type": "state", "status": to.value, "reason": reason})
             log.info("interview_state", interview_id=self.id, status=to.value, reason=reason)
 
-    async def finish(self, status: Status, reason: str) -> None:
+    async def finish(self, status: InterviewStatus, reason: str) -> None:
         """Move to a final state and release everything; a second call does nothing."""
         if self._finishing is not None or self.record.final:
             await self._finished.wait()

@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 import av
 import structlog
 
-from interview_service.audio import EspeakVoice, PacedSource, rms, tone
-from interview_service.media import EventSink, InterviewPlan
+from interview_service.conversation_seam import EventSink, InterviewPlan
+from interview_service.espeak import EspeakVoice
+from interview_service.greeting import OPEN_QUESTION, greeting
+from interview_service.loudness import rms
+from interview_service.paced_audio import PacedSource, tone
 
 log = structlog.get_logger(__name__)
 
@@ -22,9 +25,7 @@ VOICED_RMS = 0.01  # about -40 dBFS: anything louder counts as sound, not silenc
 
 
 def greeting_text(plan: InterviewPlan) -> str:
-    role = f" for the {plan.role} role" if plan.role else ""
-    first = f" {plan.questions[0]}" if plan.questions else " Tell me a little about yourself."
-    return f"Hello, and welcome to your interview{role}.{first}"
+    return greeting(plan.role, plan.questions[0] if plan.questions else OPEN_QUESTION)
 
 
 class Greeter:

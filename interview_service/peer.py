@@ -29,8 +29,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 
-from backend.app.errors import InvalidInput, UpstreamFailed
-from interview_service.media import AudioSource
+from backend.core.errors import InvalidInput, UpstreamFailed
+from interview_service.conversation_seam import AudioSource
 from interview_service.sdp_shape import InvalidSdp, check_sdp, is_candidate
 
 log = structlog.get_logger(__name__)

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from backend.app.errors import Conflict, NotFound
-from backend.app.storage import Store
+from backend.core.errors import Conflict, NotFound
+from backend.core.storage import Store
 
 
-class Status(StrEnum):
+class InterviewStatus(StrEnum):
     CREATED = "created"
     CONNECTING = "connecting"
     ACTIVE = "active"
@@ -26,16 +26,30 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-FINAL = frozenset({Status.ENDED, Status.FAILED, Status.EXPIRED})
+FINAL = frozenset({InterviewStatus.ENDED, InterviewStatus.FAILED, InterviewStatus.EXPIRED})
 
 # Which states each state may move to. A final state moves nowhere.
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.CREATED: frozenset({Status.CONNECTING, Status.ENDED, Status.FAILED, Status.EXPIRED}),
-    Status.CONNECTING: frozenset({Status.ACTIVE, Status.ENDED, Status.FAILED, Status.EXPIRED}),
-    Status.ACTIVE: frozenset({Status.ENDED, Status.FAILED}),
-    Status.ENDED: frozenset(),
-    Status.FAILED: frozenset(),
-    Status.EXPIRED: frozenset(),
+TRANSITIONS: dict[InterviewStatus, frozenset[InterviewStatus]] = {
+    InterviewStatus.CREATED: frozenset(
+        {
+            InterviewStatus.CONNECTING,
+            InterviewStatus.ENDED,
+            InterviewStatus.FAILED,
+            InterviewStatus.EXPIRED,
+        }
+    ),
+    InterviewStatus.CONNECTING: frozenset(
+        {
+            InterviewStatus.ACTIVE,
+            InterviewStatus.ENDED,
+            InterviewStatus.FAILED,
+            InterviewStatus.EXPIRED,
+        }
+    ),
+    InterviewStatus.ACTIVE: frozenset({InterviewStatus.ENDED, InterviewStatus.FAILED}),
+    InterviewStatus.ENDED: frozenset(),
+    InterviewStatus.FAILED: frozenset(),
+    InterviewStatus.EXPIRED: frozenset(),
 }
 
 
@@ -62,7 +76,7 @@ class InterviewRecord:
     max_duration_s: float
     created_at: float
     expires_at: float  # nobody connected by then: expired
-    status: Status = Status.CREATED
+    status: InterviewStatus = InterviewStatus.CREATED
     connection_state: str = "new"
     ice_connection_state: str = "new"
     started_at: float | None = None
@@ -83,7 +97,9 @@ class InterviewRecord:
     def final(self) -> bool:
         return self.status in FINAL
 
-    def move(self, to: Status, *, reason: str | None = None, now: float | None = None) -> bool:
+    def move(
+        self, to: InterviewStatus, *, reason: str | None = None, now: float | None = None
+    ) -> bool:
         """Apply one transition; False when already there, Conflict when not allowed."""
         if to is self.status:
             return False
@@ -94,7 +110,7 @@ class InterviewRecord:
             )
         now = time.time() if now is None else now
         self.status = to
-        if to is Status.ACTIVE:
+        if to is InterviewStatus.ACTIVE:
             self.started_at = now
         if to in FINAL:
             self.ended_at = now
@@ -120,7 +136,7 @@ class InterviewRecord:
     @classmethod
     def from_json(cls, raw: bytes) -> InterviewRecord:
         data: dict[str, Any] = json.loads(raw)
-        data["status"] = Status(data["status"])
+        data["status"] = InterviewStatus(data["status"])
         data["transcript"] = [TranscriptLine(**line) for line in data.get("transcript", [])]
         return cls(**data)
 

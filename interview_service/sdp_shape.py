@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from backend.app.errors import InvalidInput
+from backend.core.errors import InvalidInput
 
 MAX_LINES = 2000
 MAX_LINE_CHARS = 4096

@@ -8,30 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-from backend.app.auth import Principal
-from backend.app.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
-from backend.app.metrics import Metrics
-from backend.app.settings import Settings
-from backend.app.storage import Store
+from backend.core.auth import Principal
+from backend.core.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
+from backend.core.metrics import Metrics
+from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
+from interview_service.conversation_seam import Conversation, ConversationFactory, InterviewPlan
 from interview_service.greeter import Greeter
-from interview_service.media import Conversation, ConversationFactory, InterviewPlan
 from interview_service.peer import PeerOptions, parse_candidate
-from interview_service.records import InterviewRecord, InterviewRecords, Status, TranscriptLine
+from interview_service.records import (
+    InterviewRecord,
+    InterviewRecords,
+    InterviewStatus,
+    TranscriptLine,
+)
 from interview_service.sdp_shape import check_sdp
-from interview_service.turn import TurnConfig, ice_servers, server_ice_servers
-from interview_service.voice.conversation import VoiceConversation, VoiceStack
-from interview_service.voice.factory import build_stack, turn_histogram
+from interview_service.settings import InterviewSettings
+from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
+from interview_service.voice.conversation import VoiceConversation
+from interview_service.voice.factory import stack_builder, turn_histogram
 from interview_service.voice.measures import local_measurements
+from interview_service.voice.stack import VoiceStack
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +66,7 @@ class InterviewMetrics:
 class InterviewService:
     def __init__(
         self,
-        settings: Settings,
+        settings: InterviewSettings,
         store: Store,
         metrics: Metrics,
         conversations: ConversationFactory | None = None,
@@ -76,7 +81,7 @@ class InterviewService:
         self._turn_histogram = turn_histogram(metrics.registry)
         self._evaluations: set[asyncio.Task[None]] = set()
         self.turn = (
-            TurnConfig.parse(
+            TurnServerSettings.parse(
                 settings.turn_server,
                 settings.turn_secret.get_secret_value(),
                 tls=settings.turn_tls,
@@ -155,7 +160,7 @@ class InterviewService:
         async with self._voice_lock:
             if self._voice is None:
                 try:  # loads the models once per process, off the event loop
-                    builder = _stack_builder(self.settings.interview_voice_stack)
+                    builder = stack_builder(self.settings.interview_voice_stack)
                     self._voice = await asyncio.to_thread(
                         builder, self.settings, self._turn_histogram
                     )
@@ -217,13 +222,16 @@ class InterviewService:
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
-            await call.finish(Status.ENDED, "shutdown")
+            await call.finish(InterviewStatus.ENDED, "shutdown")
         if self._evaluations:  # a few seconds to finish scoring, then they are dropped
             await asyncio.wait(set(self._evaluations), timeout=EVALUATION_SHUTDOWN_S)
         for task in list(self._evaluations):
             task.cancel()
         if self._evaluations:
             await asyncio.gather(*self._evaluations, return_exceptions=True)
+        async with self._voice_lock:  # a stack being built in its thread is waited for
+            if self._voice is not None:
+                await self._voice.aclose()
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -341,10 +349,10 @@ class InterviewService:
         record = await self.record(principal, interview_id)
         call = self.calls.get(interview_id)
         if call is not None:
-            await call.finish(Status.ENDED, "ended_by_client")
+            await call.finish(InterviewStatus.ENDED, "ended_by_client")
             record = call.record
         elif not record.final:
-            record.move(Status.ENDED, reason="ended_by_client")
+            record.move(InterviewStatus.ENDED, reason="ended_by_client")
             await self.records.save(record)
         return record.status_view()
 
@@ -385,27 +393,13 @@ def _user_id(principal: Principal, asked: object) -> str:
     return principal.sub
 
 
-def _stack_builder(spec: str | None) -> Callable[[Settings, Histogram], VoiceStack]:
-    """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
-    if not spec:
-        return build_stack
-    module, _, name = spec.partition(":")
-    try:
-        builder = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} does not name a function") from exc
-    if not callable(builder):
-        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} is not callable")
-    return builder  # type: ignore[no-any-return]
-
-
 def _greeter(plan: InterviewPlan) -> Conversation:
     return Greeter(plan)
 
 
 @contextlib.asynccontextmanager
 async def open_interviews(
-    settings: Settings,
+    settings: InterviewSettings,
     store: Store,
     metrics: Metrics,
     conversations: ConversationFactory | None = None,

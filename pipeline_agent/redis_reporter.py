@@ -1,6 +1,6 @@
 """Reporting straight into the deployment's Redis (docs/redis-layout.md).
 
-It publishes through the hub's own adapter, :class:`backend.app.hub.redis_bus.RedisBus`,
+It publishes through the hub's own adapter, :class:`backend.hub.redis_bus.RedisBus`,
 so the keys, the Lua script and the event's JSON are exactly the service's: subscribers
 on every process get the event as if it came through ``POST /events``. Only
 ``RedisBus.publish`` is used; nothing listens. Importing this module needs the service's
@@ -19,11 +19,11 @@ from typing import Any
 import redis.asyncio as redis
 from prometheus_client import CollectorRegistry
 
-from backend.app.errors import DomainError
-from backend.app.hub.bus import BusUnavailable
-from backend.app.hub.events import new_event_fields, valid_session_id
-from backend.app.hub.hub_metrics import HubMetrics
-from backend.app.hub.redis_bus import RedisBus
+from backend.core.errors import DomainError
+from backend.hub.bus import BusUnavailable
+from backend.hub.events import new_event_fields, valid_session_id
+from backend.hub.hub_metrics import HubMetrics
+from backend.hub.redis_bus import RedisBus
 from pipeline_agent.reporter import ReportError, Status
 from pipeline_agent.retry import RetryPolicy
 

@@ -20,8 +20,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from backend.app.main import create_app
-from backend.app.services import Services
 from backend.app.settings import Settings, load_settings
+from backend.app.state import AppState
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from tests.support.redis_server import RedisServer
 
@@ -110,9 +110,9 @@ class RunningApp:
         self._state = state or {}
 
     @property
-    def services(self) -> Services:
+    def services(self) -> AppState:
         """The lifespan's services (API keys are created through them, say)."""
-        services: Services = self._state["services"]
+        services: AppState = self._state["services"]
         return services
 
 

@@ -17,14 +17,15 @@ import signal
 import sys
 from dataclasses import asdict
 
-from backend.app.auth import Role, mint_token
-from backend.app.settings import Settings, SettingsError, load_settings
+from backend.app.settings import Settings, load_settings
+from backend.core.auth import Role, mint_token
+from backend.core.settings import SettingsError
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.app.logs import configure_logging
+    from backend.core.logs import configure_logging
 
     configure_logging(settings)
     # uvicorn re-raises the stop signal once it has shut down gracefully; with these
@@ -102,8 +103,8 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.app.logs import configure_logging
     from backend.app.worker import main as worker_main
+    from backend.core.logs import configure_logging
     from backend.pipeline.settings import load_pipeline_settings
 
     configure_logging(settings)
@@ -129,9 +130,9 @@ def _apikey(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _apikey_command(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.app.api_keys import ApiKeys
-    from backend.app.errors import DomainError
-    from backend.app.storage import open_store
+    from backend.core.api_keys import ApiKeys
+    from backend.core.errors import DomainError
+    from backend.core.storage import open_store
 
     store = open_store(settings.redis_url, prefix=settings.redis_prefix, max_connections=4)
     keys = ApiKeys(store)

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: typed access to the lifespan's services and the caller."""
+"""FastAPI dependencies: typed access to the app state (the shared clients) and the caller."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from backend.app.auth import Principal
 from backend.app.client_ip import client_ip, trusted_proxies
-from backend.app.errors import Forbidden
-from backend.app.rate_limits import LimitName
-from backend.app.services import Services
+from backend.app.state import AppState
+from backend.core.auth import Principal
+from backend.core.errors import Forbidden
+from backend.core.rate_limits import LimitName
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT: HS256 or from the JWKS")
 _api_key = APIKeyHeader(
@@ -23,14 +23,14 @@ _api_key = APIKeyHeader(
 )
 
 
-async def get_services(connection: HTTPConnection) -> Services:
+async def get_app_state(connection: HTTPConnection) -> AppState:
     # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
     # thread hop on every request and WebSocket handshake.
-    services: Services = connection.state.services
-    return services
+    state: AppState = connection.state.services  # the lifespan yields it as "services"
+    return state
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+StateDep = Annotated[AppState, Depends(get_app_state)]
 
 
 def _header_api_key(connection: HTTPConnection) -> str | None:
@@ -44,12 +44,12 @@ def _header_api_key(connection: HTTPConnection) -> str | None:
 
 async def get_principal(
     request: Request,
-    services: ServicesDep,
+    state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     _key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
     token = credentials.credentials if credentials else None
-    principal = await services.auth.authenticate(token=token, api_key=_header_api_key(request))
+    principal = await state.auth.authenticate(token=token, api_key=_header_api_key(request))
     request.state.principal = principal
     return principal
 
@@ -60,7 +60,7 @@ async def require_privileged(principal: Annotated[Principal, Depends(get_princip
     return principal
 
 
-async def websocket_principal(connection: HTTPConnection, services: ServicesDep) -> Principal:
+async def websocket_principal(connection: HTTPConnection, state: StateDep) -> Principal:
     """For WebSockets: ``?token=``/``?api_key=`` (browsers cannot set headers), else headers."""
     api_key = connection.query_params.get("api_key") or _header_api_key(connection)
     token = connection.query_params.get("token")
@@ -68,13 +68,13 @@ async def websocket_principal(connection: HTTPConnection, services: ServicesDep)
         header = connection.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
-    return await services.auth.authenticate(token=token, api_key=api_key)
+    return await state.auth.authenticate(token=token, api_key=api_key)
 
 
-def caller_ip(connection: HTTPConnection, services: Services) -> str | None:
+def caller_ip(connection: HTTPConnection, state: AppState) -> str | None:
     """The client's address (X-Forwarded-For counts only from TRUSTED_PROXIES)."""
     peer = connection.client.host if connection.client else None
-    trusted = trusted_proxies(services.settings.trusted_proxies)
+    trusted = trusted_proxies(state.settings.trusted_proxies)
     return client_ip(peer, connection.headers.get("x-forwarded-for"), trusted)
 
 
@@ -83,10 +83,10 @@ def rate_limit(name: LimitName) -> Callable[..., Awaitable[None]]:
 
     async def check(
         request: Request,
-        services: ServicesDep,
+        state: StateDep,
         principal: Annotated[Principal, Depends(get_principal)],
     ) -> None:
-        await services.limiter.check(name, principal=principal, ip=caller_ip(request, services))
+        await state.limiter.check(name, principal=principal, ip=caller_ip(request, state))
 
     return check
 

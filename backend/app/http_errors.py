@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.app import errors
+from backend.core import errors
 
 log = structlog.get_logger(__name__)
 

@@ -15,14 +15,23 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from backend.app.http_errors import install_error_handlers
-from backend.app.logs import configure_logging
-from backend.app.metrics import Metrics
 from backend.app.middleware import RequestContextMiddleware
-from backend.app.routers import api_docs, gateway, health, me, pipeline_demo, sessions, ws
-from backend.app.services import build_services
-from backend.app.settings import Settings, SettingsError, load_settings
+from backend.app.routers import (
+    api_docs,
+    gateway,
+    health,
+    interview,
+    me,
+    pipeline_demo,
+    sessions,
+    ws,
+)
+from backend.app.settings import Settings, load_settings
+from backend.app.state import open_app_state
+from backend.core.logs import configure_logging
+from backend.core.metrics import Metrics
+from backend.core.settings import SettingsError
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
-from interview_service import router as interview_router
 
 
 def create_app(
@@ -35,7 +44,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
-        async with build_services(settings, metrics, pipeline_settings) as services:
+        async with open_app_state(settings, metrics, pipeline_settings) as services:
             yield {"services": services}
 
     app = FastAPI(
@@ -55,8 +64,8 @@ def create_app(
     app.include_router(sessions.router)
     app.include_router(ws.router)
     app.include_router(gateway.router)
-    app.include_router(interview_router.router)
-    app.include_router(interview_router.demo_router)
+    app.include_router(interview.router)
+    app.include_router(interview.demo_router)
     app.include_router(pipeline_demo.router)
     if not pipeline_settings.s3_bucket:
         # Published videos, captions and thumbnails; FileResponse answers Range requests.

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.app.metrics import Metrics
+from backend.core.metrics import Metrics
 
 log = structlog.get_logger("backend.access")
 

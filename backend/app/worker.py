@@ -13,13 +13,14 @@ import signal
 import structlog
 from prometheus_client import CollectorRegistry
 
-from backend.app.hub.component import open_bus
-from backend.app.hub.hub_metrics import HubMetrics
-from backend.app.hub.sessions import Sessions
-from backend.app.settings import Settings, SettingsError
-from backend.app.storage import open_store
-from backend.app.storage.redis_store import RedisStore
-from backend.pipeline.component import build_runner, close_runner
+from backend.app.settings import Settings
+from backend.core.settings import SettingsError
+from backend.core.storage import open_store
+from backend.core.storage.redis_store import RedisStore
+from backend.hub.factory import open_bus
+from backend.hub.hub_metrics import HubMetrics
+from backend.hub.sessions import Sessions
+from backend.pipeline.factory import build_runner, close_runner
 from backend.pipeline.queue import PipelineWorker
 from backend.pipeline.settings import PipelineSettings
 
@@ -38,7 +39,9 @@ async def run_worker(
     assert isinstance(store, RedisStore)
     try:
         bus = open_bus(settings, store, HubMetrics(CollectorRegistry()))
-        sessions = Sessions(store, auth_enabled=settings.auth_configured)
+        sessions = Sessions(
+            store, auth_enabled=settings.auth_configured, ttl_s=settings.hub_session_ttl_s
+        )
         runner = build_runner(pipeline_settings, store, bus.publish, sessions)
         worker = PipelineWorker(
             settings.redis_url, settings.redis_prefix, store, runner, pipeline_settings

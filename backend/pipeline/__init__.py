@@ -15,6 +15,6 @@
 - :mod:`.runner`        runs the steps in order, reports, retries, cancels
 - :mod:`.embedded`      the engine without Redis: runs inside the service process
 
-It knows nothing of HTTP: it raises :mod:`backend.app.errors` and reports through the
+It knows nothing of HTTP: it raises :mod:`backend.core.errors` and reports through the
 hub's publish function it is given.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.app.errors import DomainError
+from backend.core.errors import DomainError
 
 
 class StepFailed(DomainError):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from backend.app.errors import InvalidInput
+from backend.core.errors import InvalidInput
 
 STYLES = ("clean", "dark", "warm", "ocean", "noir", "playful")
 _RESOLUTION = re.compile(r"(\d{3,4})x(\d{3,4})")

@@ -29,9 +29,9 @@ from taskiq.kicker import AsyncKicker
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
-from backend.app.errors import Unavailable
-from backend.app.storage.redis_pool import pool_options
-from backend.app.storage.redis_store import RedisStore
+from backend.core.errors import Unavailable
+from backend.core.storage.redis_pool import pool_options
+from backend.core.storage.redis_store import RedisStore
 from backend.pipeline.lease import Lease
 from backend.pipeline.runner import Runner
 from backend.pipeline.settings import PipelineSettings

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from backend.app.hub.events import new_event_fields
+from backend.hub.events import new_event_fields
 from backend.pipeline.agents import AGENTS, STARTING, STEPS
 from backend.pipeline.context import MediaStore, StepContext
 from backend.pipeline.errors import StepCancelled, StepFailed, TransientStepError

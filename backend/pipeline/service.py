@@ -10,8 +10,8 @@ from typing import Protocol
 
 import structlog
 
-from backend.app.errors import Conflict, LimitExceeded, Unavailable
-from backend.app.storage import Store
+from backend.core.errors import Conflict, LimitExceeded, Unavailable
+from backend.core.storage import Store
 from backend.pipeline.agents import AGENTS
 from backend.pipeline.runner import TERMINAL, Runner
 

@@ -1,7 +1,7 @@
 """The pipeline's settings: PIPELINE_*, MEDIA_DIR and S3_*, from the environment and `.env`.
 
 Built by :func:`load_pipeline_settings`, never at import; invalid values raise
-:class:`backend.app.settings.SettingsError` naming the variable.
+:class:`backend.core.settings.SettingsError` naming the variable.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from backend.app.settings import SettingsError
+from backend.core.settings import SettingsError
 
 
 class PipelineSettings(BaseSettings):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backend.app.storage import Store
+from backend.core.storage import Store
 
 STATE_TTL_S = 7 * 24 * 3600
 

@@ -1,7 +1,7 @@
 """The interviewer on a call: listen, decide, speak, with interview-grade turn-taking.
 
 One :class:`VoiceConversation` per call (the ``Conversation`` of
-:mod:`interview_service.media`). It reads every inbound frame, resamples it once
+:mod:`interview_service.conversation_seam`). It reads every inbound frame, resamples it once
 (48 kHz stereo to 16 kHz mono, one stateful resampler), runs VAD per 32 ms and the
 turn detector; a finished answer goes to STT, the interviewer and TTS, sentence by
 sentence, into the paced outbound source. Talking over the interviewer cancels the
@@ -12,113 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import re
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import av
-import numpy as np
 import structlog
 
-from interview_service.audio import PacedSource, Segment
-from interview_service.media import EventSink, InterviewPlan
-from interview_service.voice.local import split_sentences
-from interview_service.voice.providers import (
-    VAD_CHUNK,
-    VAD_RATE,
-    Interviewer,
-    Reply,
-    ResultsWriter,
-    SpeechToText,
-    TextToSpeech,
-    Turn,
-    VoiceActivity,
-)
-from interview_service.voice.turns import Signal, TurnConfig, TurnDetector
+from interview_service.conversation_seam import EventSink, InterviewPlan
+from interview_service.paced_audio import PacedSource
+from interview_service.voice.listener import Listener, ListenerFailed, Utterance
+from interview_service.voice.providers import Reply, Turn
+from interview_service.voice.spoken import Spoken, first_sent, sentences_and_rest
+from interview_service.voice.stack import VoiceStack
 
 log = structlog.get_logger(__name__)
 
-PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
 PLAYOUT_MARGIN_S = 5.0  # beyond the queued audio, before playback counts as stalled
-MAX_PIECE_S = 30.0  # speech with no pause is cut for STT every this many seconds
-CHUNK_S = VAD_CHUNK / VAD_RATE
-SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
-
-
-@dataclass(slots=True)
-class VoiceStack:
-    vad: Callable[[], VoiceActivity]
-    stt: SpeechToText
-    interviewer: Callable[[InterviewPlan], Interviewer]
-    tts: TextToSpeech
-    turns: TurnConfig = field(default_factory=TurnConfig)
-    provider_timeout_s: float = 15.0
-    semantic_grace_s: float = 1.5  # extra listening when the answer reads unfinished
-    semantic_timeout_s: float = 1.0  # the check itself; past it the answer counts as done
-    early_stt_s: float = 0.6  # a pause this long starts STT on the speech so far; 0: off
-    results: ResultsWriter | None = None  # rubric scoring; None: measurements only
-    observe: Callable[[str, float], None] | None = None  # (stage, seconds) → histograms
-
-
-@dataclass(slots=True)
-class Utterance:
-    pieces: list[asyncio.Task[str]]  # its transcriptions, in order, some begun at pauses
-    precheck: asyncio.Task[bool | None] | None  # the semantic check, begun in the pause
-    started_at: float  # wall clock
-    last_voiced_at: float  # wall clock of the last voiced chunk
-    decided_at: float  # when the detector called the end of the turn
-
-
-Transcriber = Callable[[np.ndarray, list[asyncio.Task[str]]], asyncio.Task[str]]
-
-
-class ListenerFailed(RuntimeError):
-    """The listening loop stopped with an error; the conversation cannot go on."""
-
-
-class Capture:
-    """The utterance being heard, cut into pieces at pauses that STT may start on early.
-
-    Each stretch of audio is transcribed once: a pause of ``early_s`` hands the speech
-    since the last cut to STT while the candidate is silent, so at the end of the turn
-    only what came after the last pause is left to transcribe.
-    """
-
-    __slots__ = ("chunks", "pieces", "precheck", "started_at", "voiced")
-
-    def __init__(self, chunks: list[np.ndarray], started_at: float) -> None:
-        self.chunks = chunks  # since the last cut
-        self.pieces: list[asyncio.Task[str]] = []
-        self.started_at = started_at
-        self.voiced = True  # speech since the last cut
-        # the semantic check on everything said so far, begun in the pause after it
-        self.precheck: asyncio.Task[bool | None] | None = None
-
-    def cut(self, transcribe: Transcriber) -> None:
-        if not self.voiced:  # a pause that was already cut: keep a pre-roll of it only
-            del self.chunks[:-PREROLL_CHUNKS]
-            return
-        self.pieces.append(transcribe(np.concatenate(self.chunks), list(self.pieces)))
-        self.chunks = []
-        self.voiced = False
-
-    def resumed(self) -> None:
-        """More speech: a check begun in the pause no longer covers the whole answer."""
-        self.voiced = True
-        if self.precheck is not None:
-            self.precheck.cancel()
-            self.precheck = None
-
-    def abandon(self) -> None:
-        self.resumed()
-        for piece in self.pieces:
-            piece.cancel()
 
 
 @dataclass(slots=True)
@@ -130,45 +43,36 @@ class Answer:
     metrics: dict[str, Any]
 
 
-class Spoken:
-    """One sentence of the interviewer's, and the queued segments it streamed into."""
-
-    __slots__ = ("segments", "sentence")
-
-    def __init__(self, sentence: str) -> None:
-        self.sentence = sentence
-        self.segments: list[Segment] = []
-
-    @property
-    def frames(self) -> int:
-        return sum(s.frames for s in self.segments)
-
-    @property
-    def sent(self) -> int:
-        return sum(s.sent for s in self.segments)
-
-    @property
-    def first_sent_at(self) -> float | None:
-        return next((s.first_sent_at for s in self.segments if s.first_sent_at), None)
-
-
 class VoiceConversation:
     def __init__(self, plan: InterviewPlan, stack: VoiceStack) -> None:
         self.plan = plan
         self.stack = stack
         self.interviewer = stack.interviewer(plan)
         self.outbound = PacedSource()
-        self.frames_in = 0
-        self.voiced_frames_in = 0
         self.history: list[Turn] = []
         self.turn_metrics: list[dict[str, Any]] = []
-        # None: the listener failed, and the conversation must fail with it
-        self._utterances: asyncio.Queue[Utterance | None] = asyncio.Queue()
         self._reply: asyncio.Task[None] | None = None
         self._events: EventSink | None = None
-        self._detector = TurnDetector(stack.turns)
-        self._speech_started = asyncio.Event()
-        self._stt_tasks: set[asyncio.Task[Any]] = set()
+        self._listener = Listener(
+            plan,
+            stack,
+            self.interviewer,
+            self.history,
+            interviewer_speaking=self._interviewer_speaking,
+            barge_in=self._barge_in,
+        )
+        # None on the queue: the listener failed, and the conversation must fail with it
+        self._utterances = self._listener.utterances
+        self._detector = self._listener.detector
+        self._speech_started = self._listener.speech_started
+
+    @property
+    def frames_in(self) -> int:
+        return self._listener.frames_in
+
+    @property
+    def voiced_frames_in(self) -> int:
+        return self._listener.voiced_frames_in
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -181,7 +85,7 @@ class VoiceConversation:
                 "scripted": self.interviewer.scripted,
             }
         )
-        listener = asyncio.create_task(self._listen(inbound))
+        listener = asyncio.create_task(self._listener.listen(inbound))
         try:
             await self._run_reply(self._speak_line(self.interviewer.opening(), question=0))
             while True:
@@ -198,7 +102,7 @@ class VoiceConversation:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            for task in list(self._stt_tasks):
+            for task in list(self._listener.stt_tasks):
                 task.cancel()
 
     async def _run_reply(self, coro: Any) -> None:
@@ -213,111 +117,6 @@ class VoiceConversation:
             reply, self._reply = self._reply, None
         if not reply.cancelled() and reply.exception() is not None:
             raise reply.exception()  # type: ignore[misc]
-
-    # ---- listening ---------------------------------------------------------------------
-
-    async def _listen(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
-        try:
-            await self._hear(inbound)
-        except Exception:
-            log.exception("listener_failed", interview_id=self.plan.interview_id)
-            self._utterances.put_nowait(None)
-
-    async def _hear(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
-        vad = self.stack.vad()
-        detector = self._detector
-        early_s = self.stack.early_stt_s
-        pending = np.zeros(0, dtype=np.float32)
-        # Barge-in is called after barge_in_s of speech: keep that much more, so the
-        # interruption's first words reach STT too.
-        barge_in_chunks = math.ceil(self.stack.turns.barge_in_s / CHUNK_S)
-        preroll: deque[np.ndarray] = deque(maxlen=PREROLL_CHUNKS + barge_in_chunks)
-        capture: Capture | None = None
-        last_voiced = 0.0
-        async for frame in inbound:
-            self.frames_in += 1
-            for converted in resampler.resample(frame):
-                pending = np.concatenate([pending, converted.to_ndarray().reshape(-1)])
-            while len(pending) >= VAD_CHUNK:
-                chunk, pending = pending[:VAD_CHUNK], pending[VAD_CHUNK:]
-                signal = detector.push(
-                    vad.probability(chunk), interviewer_speaking=self._interviewer_speaking()
-                )
-                now = time.time()
-                if detector.voiced:
-                    self.voiced_frames_in += 1
-                    last_voiced = now
-                if signal in (Signal.SPEECH_STARTED, Signal.BARGE_IN):
-                    if capture is not None:
-                        capture.abandon()  # too short to be a turn
-                    kept = list(preroll)
-                    if signal is Signal.SPEECH_STARTED:
-                        kept = kept[-PREROLL_CHUNKS:]
-                    chunks = [*kept, chunk]
-                    capture = Capture(chunks, now - len(chunks) * CHUNK_S)
-                    self._speech_started.set()
-                    if signal is Signal.BARGE_IN:
-                        self._barge_in()
-                elif signal is Signal.END_OF_TURN and capture is not None:
-                    capture.cut(self._transcribe)  # nothing new when a pause already cut
-                    self._utterances.put_nowait(
-                        Utterance(
-                            capture.pieces, capture.precheck, capture.started_at, last_voiced, now
-                        )
-                    )
-                    capture = None
-                elif capture is not None and detector.in_speech:
-                    capture.chunks.append(chunk)
-                    if detector.voiced and not capture.voiced:
-                        capture.resumed()
-                    pause = not detector.voiced and 0 < early_s <= detector.silence_s
-                    if pause and capture.voiced:
-                        capture.cut(self._transcribe)
-                        capture.precheck = self._precheck(capture.pieces)
-                    elif pause or len(capture.chunks) * CHUNK_S >= MAX_PIECE_S:
-                        capture.cut(self._transcribe)
-                preroll.append(chunk)
-
-    def _precheck(self, pieces: list[asyncio.Task[str]]) -> asyncio.Task[bool | None] | None:
-        """Start the semantic check in the pause, on what the pieces say: if the pause
-        becomes the end of the turn, its verdict is ready, not another wait."""
-        if self.stack.semantic_grace_s <= 0:
-            return None
-        task = asyncio.create_task(self._check(list(pieces)))
-        self._stt_tasks.add(task)
-        task.add_done_callback(self._stt_tasks.discard)
-        return task
-
-    async def _check(self, pieces: list[asyncio.Task[str]]) -> bool | None:
-        try:
-            # shielded: this check may be cancelled, the transcriptions must go on
-            parts = await asyncio.gather(*(asyncio.shield(piece) for piece in pieces))
-            text = " ".join(part for part in parts if part)
-            if not text:
-                return None
-            async with asyncio.timeout(self.stack.semantic_timeout_s):
-                return await self.interviewer.is_complete(self.history, text)
-        except Exception:
-            return None  # the check at the end of the turn decides, or STT's error shows
-
-    def _transcribe(self, audio: np.ndarray, before: list[asyncio.Task[str]]) -> asyncio.Task[str]:
-        task = asyncio.create_task(self._transcribe_after(audio, before))
-        self._stt_tasks.add(task)
-        task.add_done_callback(self._stt_tasks.discard)
-        return task
-
-    async def _transcribe_after(self, audio: np.ndarray, before: list[asyncio.Task[str]]) -> str:
-        """One piece, with the pieces before it as context (a short piece alone is often
-        misheard: "one customer sent thousands" came back as "1,000")."""
-        prompt = ""
-        if before:
-            parts = await asyncio.gather(*(asyncio.shield(p) for p in before))
-            prompt = " ".join(part for part in parts if part)
-        async with asyncio.timeout(self.stack.provider_timeout_s):
-            return await self.stack.stt.transcribe(
-                audio, language=self.plan.language, prompt=prompt
-            )
 
     async def _played(self) -> None:
         """Until the queued speech has gone out; bounded, should the track stop pulling."""
@@ -471,7 +270,7 @@ class VoiceConversation:
                         metrics["llm_first_token_s"] = round(time.perf_counter() - began, 3)
                     pieces.append(piece)
                     buffer += piece
-                    *complete, buffer = _sentences_and_rest(buffer)
+                    *complete, buffer = sentences_and_rest(buffer)
                     for sentence in complete:
                         await self._synthesize(sentence, spoken, metrics)
                 if buffer.strip():
@@ -494,7 +293,7 @@ class VoiceConversation:
             self._record_turn(metrics, spoken, answer.stopped_at, interrupted=True)
             raise
         text = "".join(pieces).strip()
-        start = _first_sent(spoken) or time.time()
+        start = first_sent(spoken) or time.time()
         self._transcript("interviewer", text, start, time.time())
         self.history.append(Turn("interviewer", text))
         self._record_turn(metrics, spoken, answer.stopped_at, interrupted=False)
@@ -508,7 +307,7 @@ class VoiceConversation:
         interrupted: bool,
     ) -> None:
         """One structlog line, one turn_metrics event, and the histograms, per turn."""
-        first = _first_sent(spoken)
+        first = first_sent(spoken)
         if first is not None:
             metrics["voice_to_voice_s"] = round(first - candidate_stopped_at, 3)
         metrics["interrupted"] = interrupted
@@ -544,7 +343,7 @@ class VoiceConversation:
         except asyncio.CancelledError:
             self._interrupted(spoken)
             raise
-        self._transcript("interviewer", text, _first_sent(spoken) or time.time(), time.time())
+        self._transcript("interviewer", text, first_sent(spoken) or time.time(), time.time())
         self.history.append(Turn("interviewer", text))
 
     def _interrupted(self, spoken: list[Spoken]) -> None:
@@ -559,7 +358,7 @@ class VoiceConversation:
             if line.sent < line.frames:
                 break
         text = " ".join(heard)
-        start = _first_sent(spoken) or time.time()
+        start = first_sent(spoken) or time.time()
         if text:
             self._transcript("interviewer", text, start, time.time(), interrupted=True)
             self.history.append(Turn("interviewer", text + " —"))
@@ -617,19 +416,3 @@ class VoiceConversation:
     def _send(self, event: dict[str, Any]) -> None:
         if self._events is not None:
             self._events.send(event)
-
-
-def _sentences_and_rest(text: str) -> list[str]:
-    """Complete sentences, then the unfinished rest exactly as streamed (possibly empty).
-
-    A sentence is complete once whitespace follows its end mark, so "3." of "3.5" waits;
-    the rest keeps its whitespace, so pieces ending in a space do not run together.
-    """
-    ends = [match.end() for match in SENTENCE_END.finditer(text)]
-    if not ends:
-        return [text]
-    return [*split_sentences(text[: ends[-1]]), text[ends[-1] :]]
-
-
-def _first_sent(spoken: list[Spoken]) -> float | None:
-    return next((line.first_sent_at for line in spoken if line.first_sent_at), None)

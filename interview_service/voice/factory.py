@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
-from backend.app.settings import Settings
-from interview_service.media import InterviewPlan
-from interview_service.voice.conversation import VoiceStack
+from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
     OpenAiInterviewer,
@@ -25,7 +24,9 @@ from interview_service.voice.providers import (
     SpeechToText,
     TextToSpeech,
 )
-from interview_service.voice.turns import TurnConfig
+from interview_service.voice.settings import VoiceSettings
+from interview_service.voice.stack import VoiceStack
+from interview_service.voice.turn_taking import TurnTakingConfig
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +44,7 @@ def turn_histogram(registry: CollectorRegistry) -> Histogram:
     )
 
 
-def build_stack(settings: Settings, histogram: Histogram | None = None) -> VoiceStack:
+def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> VoiceStack:
     """VAD is always local (Silero); STT, the interviewer and TTS each by its setting."""
     client = None
     if settings.openai_api_key is not None and settings.openai_api_key.get_secret_value():
@@ -96,18 +97,25 @@ def build_stack(settings: Settings, histogram: Histogram | None = None) -> Voice
         openai_base_url=settings.openai_base_url if client is not None else None,
     )
     return assemble_stack(
-        settings, stt=stt, interviewer=interviewer, tts=tts, results=results, histogram=histogram
+        settings,
+        stt=stt,
+        interviewer=interviewer,
+        tts=tts,
+        results=results,
+        histogram=histogram,
+        close=client.close if client is not None else None,
     )
 
 
 def assemble_stack(
-    settings: Settings,
+    settings: VoiceSettings,
     *,
     stt: SpeechToText,
     interviewer: Callable[[InterviewPlan], Interviewer],
     tts: TextToSpeech,
     results: ResultsWriter | None = None,
     histogram: Histogram | None = None,
+    close: Callable[[], Awaitable[None]] | None = None,
 ) -> VoiceStack:
     """A stack of the given providers, with Silero VAD and the turn-taking settings;
     for ``INTERVIEW_VOICE_STACK`` builders too."""
@@ -121,7 +129,7 @@ def assemble_stack(
         stt=stt,
         interviewer=interviewer,
         tts=tts,
-        turns=TurnConfig(
+        turns=TurnTakingConfig(
             end_silence_s=settings.interview_end_of_turn_silence_s,
             barge_in_s=settings.interview_barge_in_s,
         ),
@@ -131,4 +139,19 @@ def assemble_stack(
         early_stt_s=settings.interview_early_stt_s,
         results=results,
         observe=observe,
+        close=close,
     )
+
+
+def stack_builder(spec: str | None) -> Callable[[VoiceSettings, Histogram], VoiceStack]:
+    """``build_stack``, or the ``module:function`` that INTERVIEW_VOICE_STACK names."""
+    if not spec:
+        return build_stack
+    module, _, name = spec.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} does not name a function") from exc
+    if not callable(builder):
+        raise RuntimeError(f"INTERVIEW_VOICE_STACK={spec!r} is not callable")
+    return builder  # type: ignore[no-any-return]

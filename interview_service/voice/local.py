@@ -15,12 +15,12 @@ import re
 import shutil
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import structlog
 
-from interview_service.audio import EspeakVoice
+from interview_service.espeak import EspeakVoice
+from interview_service.greeting import greeting
 from interview_service.voice.providers import VAD_CHUNK, Reply, Turn
 
 log = structlog.get_logger(__name__)
@@ -167,8 +167,7 @@ class ScriptedInterviewer:
         self._followed_up = False
 
     def opening(self) -> str:
-        role = f" for the {self.role} role" if self.role else ""
-        return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
+        return greeting(self.role, self.questions[0])
 
     async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         outcome.metadata = {"interviewer": "scripted", "language_model": False}
@@ -211,7 +210,3 @@ def split_sentences(text: str) -> list[str]:
     """Sentences, so speech can start before a long reply is synthesised."""
     parts = re.split(r"(?<=[.!?])\s+", text.strip())
     return [part for part in parts if part]
-
-
-def describe(provider: Any) -> str:
-    return str(getattr(provider, "name", type(provider).__name__))

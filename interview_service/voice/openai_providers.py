@@ -21,7 +21,8 @@ from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.chat import ChatCompletionChunk
 from pydantic import BaseModel, Field, ValidationError
 
-from interview_service.media import FRAME_MS, SAMPLE_RATE_OUT
+from interview_service.conversation_seam import FRAME_MS, SAMPLE_RATE_OUT
+from interview_service.greeting import greeting
 from interview_service.voice.providers import VAD_RATE, Reply, Turn
 
 log = structlog.get_logger(__name__)
@@ -206,9 +207,7 @@ class OpenAiInterviewer:
         self._system = interviewer_prompt(role, self.questions, language)
 
     def opening(self) -> str:
-        # Written, not generated: the greeting plays the moment the call connects.
-        role = f" for the {self.role} role" if self.role else ""
-        return f"Hello, and welcome to your interview{role}. {self.questions[0]}"
+        return greeting(self.role, self.questions[0])
 
     async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         outcome.metadata = {"interviewer": self.name, "model": self.model, "language_model": True}

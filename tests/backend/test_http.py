@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter
 
-from backend.app.errors import LimitExceeded
 from backend.app.settings import Settings
+from backend.core.errors import LimitExceeded
 
 ALLOWED = "https://pipeline.example.app"
 

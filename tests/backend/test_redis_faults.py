@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.app.hub.redis_bus import PUBLISH
+from backend.hub.redis_bus import PUBLISH
 from tests.support.fault_actors import Agent, Prober, Seen, Subscriber, check_order
 from tests.support.moto_apigw import REGION, MotoConnections
 from tests.support.redis_server import RedisServer

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-from backend.app.auth import Role, mint_token
+from backend.core.auth import Role, mint_token
 from tests.conftest import JWT_SECRET, TEST_REDIS_URL
 from tests.support.uvicorn_process import ServiceProcess
 

@@ -15,16 +15,14 @@ from typing import Any
 import av
 import pytest
 
-from interview_service.audio import PacedSource, rms
-from interview_service.media import InterviewPlan
-from interview_service.voice.conversation import (
-    APOLOGY,
-    ListenerFailed,
-    VoiceConversation,
-    VoiceStack,
-    _sentences_and_rest,
-)
-from interview_service.voice.turns import TurnConfig
+from interview_service.conversation_seam import InterviewPlan
+from interview_service.loudness import rms
+from interview_service.paced_audio import PacedSource
+from interview_service.voice.conversation import APOLOGY, VoiceConversation
+from interview_service.voice.listener import ListenerFailed
+from interview_service.voice.spoken import sentences_and_rest as _sentences_and_rest
+from interview_service.voice.stack import VoiceStack
+from interview_service.voice.turn_taking import TurnTakingConfig
 from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
 
 SILENCE_S = 0.5
@@ -108,7 +106,7 @@ async def make_line() -> AsyncIterator[Callable[..., Line]]:
             stt=stt or FixedStt(),
             interviewer=lambda plan: interviewer or FixedInterviewer(),
             tts=FixedTts(seconds_per_word=0.1),
-            turns=TurnConfig(end_silence_s=silence, barge_in_s=0.5),
+            turns=TurnTakingConfig(end_silence_s=silence, barge_in_s=0.5),
             **stack,
         )
         line = Line(VoiceConversation(InterviewPlan("iv-test", "cand"), voice))

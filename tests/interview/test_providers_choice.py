@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from backend.app.settings import Settings, SettingsError, load_settings
-from interview_service.media import InterviewPlan
+from backend.app.settings import Settings, load_settings
+from backend.core.settings import SettingsError
+from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.factory import build_stack
 from interview_service.voice.local import EspeakTts
 from interview_service.voice.openai_providers import (
@@ -68,3 +69,12 @@ async def test_a_voice_stack_that_does_not_exist_is_a_clear_503(
     body = response.json()
     assert body["error"]["code"] == "voice_unavailable"
     assert "INTERVIEW_VOICE_STACK='nowhere:build'" in body["error"]["message"]
+
+
+async def test_closing_the_stack_closes_its_openai_client() -> None:
+    stack = build_stack(load_settings(openai_api_key="sk-test"))
+    assert isinstance(stack.stt, OpenAiStt)
+    client = stack.stt._client
+    assert not client.is_closed()
+    await stack.aclose()  # the interview service does this when the lifespan ends
+    assert client.is_closed()

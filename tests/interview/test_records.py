@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.app.errors import Conflict
-from interview_service.records import InterviewRecord, Status, TranscriptLine
+from backend.core.errors import Conflict
+from interview_service.records import InterviewRecord, InterviewStatus, TranscriptLine
 
 
 def _record() -> InterviewRecord:
@@ -24,20 +24,22 @@ def _record() -> InterviewRecord:
 
 def test_the_happy_path_stamps_start_and_end() -> None:
     record = _record()
-    record.move(Status.CONNECTING, now=101)
-    record.move(Status.ACTIVE, now=102)
-    record.move(Status.ENDED, reason="ended_by_client", now=162.5)
+    record.move(InterviewStatus.CONNECTING, now=101)
+    record.move(InterviewStatus.ACTIVE, now=102)
+    record.move(InterviewStatus.ENDED, reason="ended_by_client", now=162.5)
     assert record.started_at == 102
     assert record.ended_at == 162.5
     assert record.duration_s() == 60.5
     assert record.end_reason == "ended_by_client"
 
 
-@pytest.mark.parametrize("final", [Status.ENDED, Status.FAILED, Status.EXPIRED])
-def test_final_states_never_change(final: Status) -> None:
+@pytest.mark.parametrize(
+    "final", [InterviewStatus.ENDED, InterviewStatus.FAILED, InterviewStatus.EXPIRED]
+)
+def test_final_states_never_change(final: InterviewStatus) -> None:
     record = _record()
     record.move(final, now=110)
-    for other in Status:
+    for other in InterviewStatus:
         if other is not final:
             with pytest.raises(Conflict):
                 record.move(other)
@@ -46,16 +48,16 @@ def test_final_states_never_change(final: Status) -> None:
 
 def test_an_active_call_cannot_expire_or_go_back() -> None:
     record = _record()
-    record.move(Status.CONNECTING)
-    record.move(Status.ACTIVE)
-    for bad in (Status.EXPIRED, Status.CREATED, Status.CONNECTING):
+    record.move(InterviewStatus.CONNECTING)
+    record.move(InterviewStatus.ACTIVE)
+    for bad in (InterviewStatus.EXPIRED, InterviewStatus.CREATED, InterviewStatus.CONNECTING):
         with pytest.raises(Conflict):
             record.move(bad)
 
 
 def test_records_round_trip_through_json() -> None:
     record = _record()
-    record.move(Status.CONNECTING)
+    record.move(InterviewStatus.CONNECTING)
     record.add_line(TranscriptLine(role="interviewer", text="hi", start=1, end=2))
     again = InterviewRecord.from_json(record.to_json())
     assert again == record

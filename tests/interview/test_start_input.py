@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from backend.app.auth import Role, mint_token
 from backend.app.settings import Settings
+from backend.core.auth import Role, mint_token
 from tests.conftest import JWT_SECRET
 
 TURN = {"turn_server": "127.0.0.1:3478", "turn_secret": "a-turn-secret"}

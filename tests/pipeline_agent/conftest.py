@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from backend.app.auth import Role, mint_token
 from backend.app.settings import Settings
+from backend.core.auth import Role, mint_token
 from tests.support.live_server import LiveServer, live_server
 
 JWT_SECRET = "pipeline-agent-tests-secret-0123456789abcdef"

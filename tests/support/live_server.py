@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import uvicorn
 
 from backend.app.main import create_app
-from backend.app.services import Services
 from backend.app.settings import Settings
+from backend.app.state import AppState
 from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 
@@ -40,9 +40,9 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
     @property
-    def services(self) -> Services:
+    def services(self) -> AppState:
         """The lifespan's services, once the server has started."""
-        services: Services = self.server.lifespan.state["services"]
+        services: AppState = self.server.lifespan.state["services"]
         return services
 
 

@@ -23,7 +23,8 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from interview_service.audio import PacedSource, rms, tone
+from interview_service.loudness import rms
+from interview_service.paced_audio import PacedSource, tone
 from interview_service.peer import SourceTrack
 
 

@@ -17,10 +17,10 @@ import numpy as np
 from prometheus_client import Histogram
 
 from backend.app.settings import Settings
-from interview_service.media import InterviewPlan
-from interview_service.voice.conversation import VoiceStack
+from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.factory import assemble_stack
 from interview_service.voice.providers import Interviewer, Reply, Turn
+from interview_service.voice.stack import VoiceStack
 
 
 class EnergyVad:

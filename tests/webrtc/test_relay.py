@@ -13,7 +13,7 @@ import aioice.turn
 import pytest
 
 from backend.app.settings import Settings
-from interview_service.turn import turn_credentials
+from interview_service.turn_credentials import turn_credentials
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import RtcClient
 from tests.support.uvicorn_process import ROOT

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from aiortc import RTCSessionDescription
 
-from backend.app.auth import Role, mint_token
 from backend.app.settings import Settings
+from backend.core.auth import Role, mint_token
 from tests.conftest import JWT_SECRET
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import RtcClient

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from backend.app.settings import Settings
-from interview_service.audio import EspeakVoice
+from interview_service.espeak import EspeakVoice
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import connected_interview, until
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from backend.app.deps import ServicesDep, caller_ip
-from backend.app.errors import NotFound
-from backend.app.gateway.bridge import EventType, parse_event
+from backend.app.deps import StateDep, caller_ip
+from backend.core.errors import NotFound
+from backend.gateway.bridge import EventType, parse_event
 
 router = APIRouter(tags=["api-gateway"])
 
-MAX_FRAME_BYTES = 64 * 1024
-
 
 @router.post("/ws", include_in_schema=False)
-async def gateway_event(request: Request, services: ServicesDep) -> Response:
-    bridge = services.gateway
+async def gateway_event(request: Request, state: StateDep) -> Response:
+    bridge = state.gateway
     if bridge is None:
         raise NotFound(
             "the API Gateway bridge is off: set APIGW_SHARED_SECRET and "
@@ -37,12 +35,13 @@ async def gateway_event(request: Request, services: ServicesDep) -> Response:
         # Per-IP limits only when API Gateway passed the client's address on: its own
         # address is every client's peer address.
         forwarded = "x-forwarded-for" in request.headers
-        ip = caller_ip(request, services) if forwarded else None
+        ip = caller_ip(request, state) if forwarded else None
         await bridge.connect(connection_id, request.query_params, ip=ip)
     elif event is EventType.MESSAGE:
-        frame, size = await _read_frame(request)
+        max_frame = state.settings.ws_max_frame_bytes  # the same limit as native sockets
+        frame, size = await _read_frame(request, max_frame)
         if frame is None:
-            await bridge.oversized(connection_id, size, MAX_FRAME_BYTES)
+            await bridge.oversized(connection_id, size, max_frame)
         else:
             await bridge.message(connection_id, frame)
     else:
@@ -50,12 +49,12 @@ async def gateway_event(request: Request, services: ServicesDep) -> Response:
     return Response(status_code=200)
 
 
-async def _read_frame(request: Request) -> tuple[str | None, int]:
+async def _read_frame(request: Request, max_frame: int) -> tuple[str | None, int]:
     """The client's frame, or None (and its size) when it is over the limit."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FRAME_BYTES:
+    if declared.isdigit() and int(declared) > max_frame:
         return None, int(declared)  # not read at all
     body = await request.body()
-    if len(body) > MAX_FRAME_BYTES:
+    if len(body) > max_frame:
         return None, len(body)
     return body.decode("utf-8", errors="replace"), len(body)

@@ -7,17 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from backend.app.deps import ServicesDep
-from backend.app.metrics import CONTENT_TYPE_LATEST
+from backend.app.deps import StateDep
+from backend.core.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health")
 @router.get("/api/health")
-async def health(services: ServicesDep) -> dict[str, str]:
+async def health(state: StateDep) -> dict[str, str]:
     """Liveness: answers while the process can serve; never waits on a dependency."""
-    settings = services.settings
+    settings = state.settings
     return {
         "status": "healthy",
         "environment": settings.environment.value,
@@ -32,19 +32,19 @@ _UNREADY: dict[int | str, dict[str, Any]] = {
 
 @router.get("/health/ready", responses=_UNREADY)
 @router.get("/api/health/ready", responses=_UNREADY)
-async def ready(services: ServicesDep) -> JSONResponse:
+async def ready(state: StateDep) -> JSONResponse:
     """Readiness: 200 when every configured dependency answers, else 503."""
-    results = await services.health.run()
+    results = await state.health.run()
     ok = all(result.ok for result in results)
     body: dict[str, Any] = {
         "status": "ready" if ok else "unready",
-        "environment": services.settings.environment.value,
-        "version": services.settings.version,
+        "environment": state.settings.environment.value,
+        "version": state.settings.version,
         "checks": {result.name: result.as_dict() for result in results},
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(services: ServicesDep) -> Response:
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: StateDep) -> Response:
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -9,17 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from backend.app.auth import Principal
-from backend.app.deps import PrincipalDep, PrivilegedDep, ServicesDep, rate_limit
-from backend.app.errors import Conflict, NotFound
+from backend.app.deps import PrincipalDep, PrivilegedDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
-from backend.app.hub.events import Status, new_event_fields, valid_session_id
-from backend.app.hub.json_shape import json_problem
-from backend.app.hub.seq import MAX_SEQ
-from backend.app.hub.sessions import SessionRecord
-from backend.app.hub.views import session_view
-from backend.app.rate_limits import LimitName
-from backend.app.services import Services
+from backend.core.errors import NotFound
+from backend.core.rate_limits import LimitName
+from backend.hub.events import SESSION_ID, Status, new_event_fields, valid_session_id
+from backend.hub.json_shape import json_problem
+from backend.hub.seq import MAX_SEQ
+from backend.hub.views import session_view
 from backend.pipeline.options import VideoOptions
 
 router = APIRouter(prefix="/api", tags=["sessions"], responses=error_responses(401, 503))
@@ -40,7 +37,7 @@ class NewSession(VideoOptions):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=20_000)
-    session_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    session_id: str | None = Field(default=None, pattern=f"^{SESSION_ID.pattern}$")
 
 
 class NewEvent(BaseModel):
@@ -60,44 +57,33 @@ class NewEvent(BaseModel):
     responses=error_responses(409, 429),
 )
 async def create_session(
-    body: NewSession, principal: PrincipalDep, services: ServicesDep
+    body: NewSession, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
     options = body.model_dump(exclude_unset=True, exclude={"prompt", "session_id"})
-    pipeline = services.pipeline
-    if not pipeline.enabled:
-        record = await services.sessions.create(principal, body.prompt, options, body.session_id)
-        return await session_view(services.hub.bus, record.session_id, record)
-    async with pipeline.admission(principal.sub):
-        await pipeline.admit(principal.sub)
-        record = await services.sessions.create(
-            principal, body.prompt, options, body.session_id, status="queued"
-        )
-        await pipeline.start(record.session_id, principal.sub)
-    return await session_view(services.hub.bus, record.session_id, record)
+    record = await state.session_control.create(principal, body.prompt, options, body.session_id)
+    return await session_view(state.hub.bus, record.session_id, record)
 
 
 @router.get("/sessions", responses=error_responses(400))
 async def list_sessions(
     principal: PrincipalDep,
-    services: ServicesDep,
+    state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> dict[str, Any]:
     """The caller's sessions, newest first; pass ``next_cursor`` back for the next page."""
-    records, next_cursor = await services.sessions.owned(principal.sub, limit=limit, cursor=cursor)
+    records, next_cursor = await state.sessions.owned(principal.sub, limit=limit, cursor=cursor)
     views = await asyncio.gather(
-        *(session_view(services.hub.bus, record.session_id, record) for record in records)
+        *(session_view(state.hub.bus, record.session_id, record) for record in records)
     )
     return {"sessions": list(views), "next_cursor": next_cursor}
 
 
 @router.get("/sessions/{session_id}", responses=_ONE_SESSION)
 @router.get("/get-video-session/{session_id}", responses=_ONE_SESSION)
-async def get_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
-) -> dict[str, Any]:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    view = await session_view(services.hub.bus, session_id, record)
+async def get_session(session_id: str, principal: PrincipalDep, state: StateDep) -> dict[str, Any]:
+    record = await state.sessions.readable(principal, valid_session_id(session_id))
+    view = await session_view(state.hub.bus, session_id, record)
     if record is None and view["last_seq"] == 0:
         raise NotFound("no such session", code="session_not_found")
     return view
@@ -107,12 +93,12 @@ async def get_session(
 async def list_events(
     session_id: str,
     principal: PrincipalDep,
-    services: ServicesDep,
+    state: StateDep,
     after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    await services.sessions.readable(principal, valid_session_id(session_id))
-    history = await services.hub.bus.history(session_id, after, limit=limit)
+    await state.sessions.readable(principal, valid_session_id(session_id))
+    history = await state.hub.bus.history(session_id, after, limit=limit)
     return {
         "events": [_load(event.text) for event in history.events],
         "last_seq": history.last_seq,
@@ -128,55 +114,29 @@ async def list_events(
     responses=error_responses(400, 403, 413, 429),
 )
 async def publish_event(
-    session_id: str, body: NewEvent, _: PrivilegedDep, services: ServicesDep
+    session_id: str, body: NewEvent, _: PrivilegedDep, state: StateDep
 ) -> dict[str, int]:
     fields = new_event_fields(body.agent, body.status.value, body.progress, body.message, body.data)
-    event = await services.hub.publish(valid_session_id(session_id), fields)
+    event = await state.hub.publish(valid_session_id(session_id), fields)
     return {"seq": event.seq}
 
 
 @router.post("/sessions/{session_id}/cancel", responses=_ONE_SESSION | error_responses(409))
 async def cancel_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
+    session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(services, principal, session_id)
-    if record is not None and services.pipeline.enabled:
-        await services.pipeline.cancel(session_id)
-    else:  # agents elsewhere do the work: end what they left unfinished
-        if record is not None and record.status in ("completed", "failed", "cancelled"):
-            raise Conflict(f"the session is already {record.status}", code="session_finished")
-        await _cancel_agents(services, session_id)
-        if record is not None:
-            await services.sessions.update(session_id, status="cancelled")
-    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
+    await state.session_control.cancel(principal, session_id)
+    return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
 
 
 @router.post(
     "/sessions/{session_id}/retry", status_code=202, responses=_ONE_SESSION | error_responses(409)
 )
 async def retry_session(
-    session_id: str, principal: PrincipalDep, services: ServicesDep
+    session_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    record = await _owned(services, principal, session_id)
-    if record is None:
-        raise NotFound("no such session", code="session_not_found")
-    await services.pipeline.retry(session_id, record.owner)
-    return await session_view(services.hub.bus, session_id, await services.sessions.get(session_id))
-
-
-async def _owned(services: Services, principal: Principal, session_id: str) -> SessionRecord | None:
-    record = await services.sessions.readable(principal, valid_session_id(session_id))
-    if record is None and (await services.hub.bus.history(session_id, None)).last_seq == 0:
-        raise NotFound("no such session", code="session_not_found")
-    return record
-
-
-async def _cancel_agents(services: Services, session_id: str) -> None:
-    history = await services.hub.bus.history(session_id, None)
-    for agent, event in history.agents.items():
-        if event.get("status") in ("queued", "running", "info"):
-            fields = new_event_fields(agent, "cancelled", event.get("progress"), "cancelled")
-            await services.hub.publish(session_id, fields)
+    await state.session_control.retry(principal, session_id)
+    return await session_view(state.hub.bus, session_id, await state.sessions.get(session_id))
 
 
 def _load(text: str) -> Any:

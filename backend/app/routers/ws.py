@@ -9,9 +9,9 @@ import structlog
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
-from backend.app.auth import Principal
-from backend.app.deps import caller_ip, get_services, websocket_principal
-from backend.app.errors import (
+from backend.app.deps import caller_ip, get_app_state, websocket_principal
+from backend.core.auth import Principal
+from backend.core.errors import (
     DomainError,
     Forbidden,
     InvalidInput,
@@ -19,17 +19,18 @@ from backend.app.errors import (
     Unauthorized,
     Unavailable,
 )
-from backend.app.hub import protocol
-from backend.app.hub.connection import (
+from backend.core.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
+from backend.hub import protocol
+from backend.hub.connection import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHORIZED,
     Connection,
 )
-from backend.app.hub.events import valid_session_id
-from backend.app.hub.hub import Hub
-from backend.app.hub.seq import seq_from_query
-from backend.app.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
+from backend.hub.events import valid_session_id
+from backend.hub.frames import Messaging
+from backend.hub.hub import Hub
+from backend.hub.seq import seq_from_query
 
 router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)
@@ -60,8 +61,8 @@ class WebSocketTransport:
 @router.websocket("/ws")
 @router.websocket("/ws/{session_id}")
 async def status_socket(websocket: WebSocket, session_id: str | None = None) -> None:
-    services = await get_services(websocket)
-    hub: Hub = services.hub
+    state = await get_app_state(websocket)
+    hub: Hub = state.hub
     params = websocket.query_params
     session_id = session_id or params.get("session_id") or None
     await websocket.accept()
@@ -74,9 +75,9 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
     except InvalidInput as exc:
         last_seq, epoch, bad_resume = None, None, exc
     try:
-        principal = await websocket_principal(websocket, services)
-        await services.limiter.check(
-            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, services)
+        principal = await websocket_principal(websocket, state)
+        await state.limiter.check(
+            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, state)
         )
         if session_id is not None:
             valid_session_id(session_id)
@@ -104,7 +105,7 @@ async def status_socket(websocket: WebSocket, session_id: str | None = None) -> 
         session_id,
         last_seq,
         epoch,
-        _Reader(services.settings.ws_max_frame_bytes, services.limiter),
+        _Reader(state.settings.ws_max_frame_bytes, state.limiter, state.messaging),
         bad_resume,
     )
 
@@ -156,8 +157,9 @@ async def _serve(
 class _Reader:
     """A connection's reader: size limit, frame rate limit, then the protocol core."""
 
-    def __init__(self, max_frame: int, limiter: RateLimiter) -> None:
+    def __init__(self, max_frame: int, limiter: RateLimiter, messaging: Messaging) -> None:
         self.max_frame = max_frame
+        self.messaging = messaging
         self.limiter = limiter
         self.window = limiter.frame_window()
 
@@ -174,7 +176,7 @@ class _Reader:
                 return
             verdict = self.window.hit()
             if verdict is FrameVerdict.ACCEPT:
-                await hub.handle_frame(conn, data)
+                await hub.handle_frame(conn, data, self.messaging)
                 continue
             self.limiter.count_frame_refusal()
             conn.offer(protocol.dumps(RATE_LIMITED_FRAME))

@@ -1,0 +1,219 @@
+"""REST surface of the interview service (CONTRACT §3), mounted under /api/interview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from backend.app.deps import PrincipalDep, StateDep, rate_limit
+from backend.app.http_errors import error_responses
+from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
+from backend.core.rate_limits import LimitName
+
+# Bodies bigger than this are refused by their Content-Length before they are read.
+MAX_BODY_BYTES = 256 * 1024
+
+
+async def _bounded_body(request: Request) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"request body over {MAX_BODY_BYTES} bytes", code="body_too_large")
+
+
+router = APIRouter(
+    prefix="/api/interview",
+    tags=["interview"],
+    dependencies=[Depends(_bounded_body)],
+    responses=error_responses(413),
+)
+# The error statuses each kind of route can answer (CONTRACT §3), for the OpenAPI document.
+_READ = error_responses(401, 403, 404, 503)
+_SIGNALING = error_responses(400, 401, 403, 404, 409, 429, 502, 503)
+
+StartLimit = Depends(rate_limit(LimitName.INTERVIEW_START))
+SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
+
+InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # The TURN username is "<expiry>:<user_id>": no ':' and no control characters. With
+    # auth on it is the caller's own id (absent: it defaults to it).
+    user_id: str | None = Field(default=None, min_length=1, max_length=128)
+    role: str | None = Field(default=None, max_length=200)
+    questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+        default_factory=list, max_length=50
+    )
+    language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
+    max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
+
+    @field_validator("user_id")
+    @classmethod
+    def _printable_without_colon(cls, value: str | None) -> str | None:
+        if value is not None and (":" in value or not value.isprintable()):
+            raise ValueError("user_id has no ':' and no control characters")
+        return value
+
+
+class SessionDescription(BaseModel):
+    sdp: str = Field(min_length=1)
+    type: Literal["offer", "answer"]
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: str | None = None
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = Field(default=None, ge=0, le=63, strict=True)
+    usernameFragment: str | None = None
+
+
+class TranscriptBody(BaseModel):
+    role: Literal["candidate", "interviewer"]
+    text: str = Field(min_length=1, max_length=10_000)
+    ts: float | None = Field(default=None, strict=True)
+
+
+@router.get("/health")
+async def interview_health(state: StateDep) -> dict[str, str]:
+    """The interview service's own liveness, in the same shape as /health."""
+    return {
+        "status": "healthy",
+        "environment": state.settings.environment.value,
+        "version": state.settings.version,
+    }
+
+
+@router.post(
+    "/start",
+    status_code=201,
+    dependencies=[StartLimit],
+    responses=error_responses(400, 401, 403, 429, 503),
+)
+async def start(body: StartBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await state.interviews.start(principal, body.model_dump())
+
+
+@router.get("/{interview_id}/status", responses=_READ)
+async def status(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await state.interviews.status(principal, interview_id)
+
+
+@router.get("/{interview_id}/ice-servers", responses=_READ)
+async def ice_servers(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await state.interviews.ice_server_list(principal, interview_id)
+
+
+@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit], responses=_SIGNALING)
+async def rtc_offer(
+    interview_id: InterviewId,
+    body: SessionDescription,
+    state: StateDep,
+    principal: PrincipalDep,
+) -> dict[str, str]:
+    """The browser's offer; the answer holds every server candidate (no trickle needed)."""
+    if body.type != "offer":
+        raise InvalidInput("type must be 'offer'", code="invalid_sdp_type")
+    sdp = await state.interviews.offer(principal, interview_id, body.sdp)
+    return {"sdp": sdp, "type": "answer"}
+
+
+@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit], responses=_SIGNALING)
+async def rtc_restart(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> dict[str, str]:
+    """A server offer on a fresh peer connection (ICE restart); reply with rtc/answer."""
+    sdp = await state.interviews.restart(principal, interview_id)
+    return {"sdp": sdp, "type": "offer"}
+
+
+@router.post(
+    "/{interview_id}/rtc/answer",
+    status_code=204,
+    dependencies=[SignalingLimit],
+    responses=_SIGNALING,
+)
+async def rtc_answer(
+    interview_id: InterviewId,
+    body: SessionDescription,
+    state: StateDep,
+    principal: PrincipalDep,
+) -> Response:
+    if body.type != "answer":
+        raise InvalidInput("type must be 'answer'", code="invalid_sdp_type")
+    await state.interviews.answer(principal, interview_id, body.sdp)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{interview_id}/rtc/ice-candidate",
+    status_code=204,
+    dependencies=[SignalingLimit],
+    responses=_SIGNALING,
+)
+async def rtc_candidate(
+    interview_id: InterviewId,
+    state: StateDep,
+    principal: PrincipalDep,
+    body: Annotated[Candidate | list[Candidate] | None, Body()] = None,
+) -> Response:
+    """One candidate or a list; ``candidate: ""`` or null (or an empty body) ends them."""
+    items = body if isinstance(body, list) else [body or Candidate()]
+    if len(items) > 50:
+        raise InvalidInput("at most 50 candidates per request", code="too_many_candidates")
+    await state.interviews.candidates(
+        principal, interview_id, [item.model_dump() for item in items]
+    )
+    return Response(status_code=204)
+
+
+@router.post("/{interview_id}/transcript", status_code=201, responses=_READ)
+async def transcript(
+    interview_id: InterviewId,
+    body: TranscriptBody,
+    state: StateDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return await state.interviews.add_transcript(
+        principal, interview_id, body.role, body.text, body.ts
+    )
+
+
+@router.get("/{interview_id}/results", responses=_READ)
+async def results(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await state.interviews.results(principal, interview_id)
+
+
+@router.post("/{interview_id}/end", responses=_READ)
+async def end(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return await state.interviews.end(principal, interview_id)
+
+
+DEMO_PAGE = Path(__file__).resolve().parents[1] / "static" / "interview.html"
+demo_router = APIRouter(tags=["interview"])
+
+
+@demo_router.get("/demo/interview", response_class=HTMLResponse, include_in_schema=False)
+async def demo_page(state: StateDep) -> HTMLResponse:
+    """The browser test page: start an interview, talk, hear it, watch the events."""
+    if not state.settings.interview_demo_page:
+        raise NotFound("the demo page is off (INTERVIEW_DEMO_PAGE=false)", code="not_found")
+    return HTMLResponse(
+        DEMO_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"}
+    )

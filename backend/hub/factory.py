@@ -1,0 +1,62 @@
+"""Builds the hub for the lifespan: the bus chosen by REDIS_URL, the hub, the sessions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from backend.core.health import HealthChecks
+from backend.core.metrics import Metrics
+from backend.core.storage import Store
+from backend.hub.bus import EventBus
+from backend.hub.hub import Hub
+from backend.hub.hub_metrics import HubMetrics
+from backend.hub.sessions import Sessions
+from backend.hub.settings import HubSettings
+
+
+def open_bus(settings: HubSettings, store: Store, metrics: HubMetrics) -> EventBus:
+    if not settings.redis_url:
+        from backend.hub.memory_bus import MemoryBus
+
+        return MemoryBus(history_size=settings.hub_history_size)
+    from backend.core.storage.redis_store import RedisStore
+    from backend.hub.redis_bus import RedisBus
+
+    assert isinstance(store, RedisStore)
+    return RedisBus(
+        store.client,
+        prefix=settings.redis_prefix,
+        history_size=settings.hub_history_size,
+        ttl_s=settings.hub_session_ttl_s,
+        metrics=metrics,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_hub(
+    settings: HubSettings, store: Store, metrics: Metrics, health: HealthChecks
+) -> AsyncIterator[tuple[Hub, Sessions]]:
+    hub_metrics = HubMetrics(metrics.registry)
+    bus = open_bus(settings, store, hub_metrics)
+    sessions = Sessions(
+        store,
+        auth_enabled=settings.auth_configured,
+        history=bus.history,
+        ttl_s=settings.hub_session_ttl_s,
+    )
+    hub = Hub(
+        bus,
+        store,
+        sessions,
+        hub_metrics,
+        queue_messages=settings.hub_queue_messages,
+        queue_bytes=settings.hub_queue_bytes,
+    )
+    await hub.start()
+    if bus.name != "memory":
+        health.register("hub_listener", bus.ping)
+    try:
+        yield hub, sessions
+    finally:
+        await hub.close()

@@ -1,0 +1,292 @@
+"""Rooms, joins, resume and client messages: the transport-agnostic heart of the hub.
+
+A transport's owner calls :meth:`Hub.open`, :meth:`Hub.greet`, :meth:`Hub.handle_frame`
+for each client frame, runs :meth:`Hub.pump` as the connection's only writer, and calls
+:meth:`Hub.disconnect` at the end. The bus calls :meth:`on_event`/:meth:`on_message`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import structlog
+
+from backend.core.auth import Principal
+from backend.core.errors import DomainError
+from backend.core.storage import Store
+from backend.hub import frames, protocol
+from backend.hub.bus import EventBus, Published
+from backend.hub.connection import Connection, Cursor, Sync, Transport
+from backend.hub.hub_metrics import HubMetrics
+from backend.hub.replay import catch_up
+
+log = structlog.get_logger(__name__)
+
+MEMBERSHIP_TTL_S = 24 * 3600
+
+
+class SessionAccess(Protocol):
+    async def check(self, principal: Principal, session_id: str) -> None:
+        """Raise Forbidden or NotFound unless the principal may follow the session."""
+
+
+class Hub:
+    def __init__(
+        self,
+        bus: EventBus,
+        store: Store,
+        access: SessionAccess,
+        metrics: HubMetrics,
+        *,
+        queue_messages: int = 1000,
+        queue_bytes: int = 4 << 20,
+    ) -> None:
+        self.bus = bus
+        self._store = store
+        self._access = access
+        self._metrics = metrics
+        self._queue_messages = queue_messages
+        self._queue_bytes = queue_bytes
+        self._connections: dict[str, Connection] = {}
+        self._rooms: dict[str, set[Connection]] = {}
+        self._ids = itertools.count(1)
+        self._watchers: dict[str, set[asyncio.Queue[Published]]] = {}
+
+    async def start(self) -> None:
+        await self.bus.start(self)
+
+    async def close(self) -> None:
+        for conn in list(self._connections.values()):
+            conn.fail(1001, "server shutting down")
+        await self.bus.close()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, room: str) -> AsyncIterator[asyncio.Queue[Published]]:
+        """A queue of the room's live events on this process (for API Gateway's fan-out)."""
+        queue: asyncio.Queue[Published] = asyncio.Queue(maxsize=self._queue_messages)
+        watchers = self._watchers.setdefault(room, set())
+        if not watchers and room not in self._rooms:
+            await self.bus.follow(room)
+        watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            watchers.discard(queue)
+            if not watchers:
+                del self._watchers[room]
+                if room not in self._rooms:
+                    await self.bus.unfollow(room)
+
+    # -- a connection's life ---------------------------------------------------------
+    def open(self, principal: Principal, transport: Transport) -> Connection:
+        conn = Connection(
+            f"{self.bus.node_id}.{next(self._ids)}",
+            principal,
+            transport,
+            max_messages=self._queue_messages,
+            max_bytes=self._queue_bytes,
+        )
+        self._connections[conn.id] = conn
+        self._metrics.connections.labels(transport.kind).inc()
+        return conn
+
+    async def greet(
+        self,
+        conn: Connection,
+        session_id: str | None,
+        last_seq: int | None = None,
+        epoch: str | None = None,
+    ) -> None:
+        conn.offer(protocol.dumps(protocol.connected(conn.id, session_id)))
+        if session_id is not None:
+            await self.join_room(conn, session_id, last_seq, epoch, reply=False)
+
+    async def disconnect(self, conn: Connection) -> None:
+        if self._connections.pop(conn.id, None) is None:
+            return
+        self._metrics.connections.labels(conn.transport.kind).dec()
+        for room in conn.rooms:
+            await self.leave_room(conn, room)
+        try:
+            await self._store.delete(_membership_key(conn.id))
+        except DomainError:
+            log.warning("membership_cleanup_failed", connection_id=conn.id)
+
+    async def publish(self, session_id: str, fields: dict[str, Any]) -> Published:
+        event = await self.bus.publish(session_id, fields)
+        self._metrics.published.inc()
+        return event
+
+    @property
+    def access(self) -> SessionAccess:
+        return self._access
+
+    async def check_access(self, principal: Principal, session_id: str) -> None:
+        await self._access.check(principal, session_id)
+
+    # -- client frames ---------------------------------------------------------------
+    async def handle_frame(
+        self, conn: Connection, text: str | bytes, messaging: frames.Messaging
+    ) -> None:
+        await frames.handle_frame(LocalMember(self, conn), text, messaging)
+
+    async def join_room(
+        self,
+        conn: Connection,
+        room: str,
+        last_seq: int | None,
+        epoch: str | None,
+        request_id: Any = None,
+        *,
+        reply: bool = True,
+    ) -> None:
+        if room not in conn.cursors:
+            await self._access.check(conn.principal, room)
+            await self._store.add_members(_membership_key(conn.id), room, ttl_s=MEMBERSHIP_TTL_S)
+            members = self._rooms.setdefault(room, set())
+            if not members and room not in self._watchers:
+                await self.bus.follow(room)
+            members.add(conn)
+            conn.cursors[room] = Cursor(epoch="", seq=-1)  # set when the Sync is sent
+            self._metrics.rooms.set(len(self._rooms))
+        if reply:
+            conn.offer(
+                protocol.dumps(
+                    protocol.with_request_id({"type": "joined", "room": room}, request_id)
+                )
+            )
+        conn.offer(Sync(room, last_seq, epoch, request_id))
+
+    async def leave_room(self, conn: Connection, room: str) -> None:
+        conn.cursors.pop(room, None)
+        members = self._rooms.get(room)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self._rooms[room]
+                if room not in self._watchers:
+                    await self.bus.unfollow(room)
+        self._metrics.rooms.set(len(self._rooms))
+        if conn.id in self._connections:
+            await self._store.remove_members(_membership_key(conn.id), room)
+
+    async def broadcast(self, room: str, sender: str, message: Any) -> None:
+        """To every other member of the room this hub holds, on every process."""
+        await self.bus.send({"room": room, "from": sender, "message": message})
+
+    async def rooms_of(self, connection_id: str) -> set[str]:
+        """The rooms of a connection held by any process's hub (empty: none holds it)."""
+        local = self._connections.get(connection_id)
+        return local.rooms if local else await self._store.members(_membership_key(connection_id))
+
+    async def send_direct(self, target: str, sender: str, message: Any) -> None:
+        """To a connection some process's hub holds (see messaging.RoomMessaging)."""
+        await self.bus.send({"target": target, "from": sender, "message": message})
+
+    # -- live traffic from the bus -----------------------------------------------------
+    def on_event(self, event: Published) -> None:
+        for conn in tuple(self._rooms.get(event.session_id, ())):
+            if not conn.offer(event):
+                self._metrics.slow_closes.inc()
+        for queue in tuple(self._watchers.get(event.session_id, ())):
+            with contextlib.suppress(asyncio.QueueFull):  # the fan-out catches up by cursor
+                queue.put_nowait(event)
+
+    def on_message(self, envelope: dict[str, Any]) -> None:
+        sender = str(envelope.get("from"))
+        target = envelope.get("target")
+        if target is not None:
+            conn = self._connections.get(target)
+            if conn is not None:
+                conn.offer(protocol.dumps(protocol.direct_message(sender, envelope["message"])))
+            return
+        room = str(envelope.get("room"))
+        text = protocol.dumps(protocol.room_message(sender, room, envelope.get("message")))
+        for conn in tuple(self._rooms.get(room, ())):
+            if conn.id != sender:
+                conn.offer(text)
+
+    # -- the writer ------------------------------------------------------------------
+    async def pump(self, conn: Connection) -> None:
+        """Send the connection's queue in order, forever (cancelled by its owner)."""
+        while True:
+            item = await conn.next_item()
+            if isinstance(item, str):
+                await conn.transport.send_text(item)
+            elif isinstance(item, Sync):
+                await self._sync(conn, item.room, item.last_seq, item.epoch)
+            else:
+                await self._deliver(conn, item)
+
+    async def _deliver(self, conn: Connection, event: Published) -> None:
+        cursor = conn.cursors.get(event.session_id)
+        if cursor is None or (event.seq <= cursor.seq and event.epoch == cursor.epoch):
+            return
+        if not event.text or event.epoch != cursor.epoch or event.seq > cursor.seq + 1:
+            # History was lost (new epoch) or this process missed events: fill from history.
+            await self._sync(conn, event.session_id, cursor.seq, cursor.epoch, quiet=True)
+            return
+        await conn.transport.send_text(event.text)
+        cursor.seq = event.seq
+        self._metrics.delivered.inc()
+        self._metrics.lag.observe(max(0.0, time.time() - event.published_at))
+
+    async def _sync(
+        self,
+        conn: Connection,
+        room: str,
+        last_seq: int | None,
+        epoch: str | None,
+        *,
+        quiet: bool = False,
+    ) -> None:
+        """Snapshot then replay (or, ``quiet``, only the missed events when it can)."""
+        if room not in conn.cursors:
+            return
+        done = await catch_up(
+            self.bus, room, last_seq, epoch, conn.transport.send_text, quiet=quiet
+        )
+        if not quiet:
+            self._metrics.resumes.labels(str(done.recovered).lower()).inc()
+        conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+
+
+def _membership_key(connection_id: str) -> str:
+    return f"hub:conn:{connection_id}"
+
+
+class LocalMember:
+    """A connection this process holds, as a member of the hub's rooms (frames.Member)."""
+
+    def __init__(self, hub: Hub, conn: Connection) -> None:
+        self._hub = hub
+        self._conn = conn
+
+    @property
+    def member_id(self) -> str:
+        return self._conn.id
+
+    @property
+    def principal(self) -> Principal:
+        return self._conn.principal
+
+    async def rooms(self) -> set[str]:
+        return self._conn.rooms
+
+    async def join(
+        self, room: str, last_seq: int | None, epoch: str | None, request_id: Any, *, resume: bool
+    ) -> None:
+        if resume and room not in self._conn.cursors:
+            await self._hub.check_access(self._conn.principal, room)
+        await self._hub.join_room(self._conn, room, last_seq, epoch, request_id, reply=not resume)
+
+    async def leave(self, room: str) -> None:
+        await self._hub.leave_room(self._conn, room)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self._conn.offer(protocol.dumps(message))

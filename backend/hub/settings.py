@@ -1,0 +1,14 @@
+"""The status hub's settings (CONTRACT §2): history, TTLs and per-connection queues."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from backend.core.settings import CoreSettings
+
+
+class HubSettings(CoreSettings):
+    hub_history_size: int = Field(default=1000, ge=10, le=100_000)
+    hub_session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    hub_queue_messages: int = Field(default=1000, ge=10)
+    hub_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
