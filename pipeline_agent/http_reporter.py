@@ -107,9 +107,8 @@ class HttpReporter:
                     raise _refusal(response)
                 failure = _refusal(response)
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
-            delay = self._retry.delay(attempt, retry_after)
-            out_of_time = time.monotonic() - started + delay > self._retry.deadline_s
-            if attempt == self._retry.attempts or out_of_time:
+            delay = self._retry.next_delay(attempt, started, time.monotonic(), retry_after)
+            if delay is None:
                 raise failure
             self.retries += 1
             await asyncio.sleep(delay)

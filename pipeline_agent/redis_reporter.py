@@ -74,10 +74,8 @@ class RedisReporter:
             try:
                 return (await self._bus.publish(session, fields)).seq
             except BusUnavailable as exc:
-                delay = self._retry.delay(attempt)
-                if attempt == self._retry.attempts or (
-                    time.monotonic() - started + delay > self._retry.deadline_s
-                ):
+                delay = self._retry.next_delay(attempt, started, time.monotonic())
+                if delay is None:
                     raise ReportError(str(exc), code="store_unavailable") from exc
                 self.retries += 1
                 await asyncio.sleep(delay)

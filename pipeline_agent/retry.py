@@ -24,6 +24,16 @@ class RetryPolicy:
             return min(max(retry_after_s, jittered), max(self.max_delay_s, retry_after_s))
         return jittered
 
+    def next_delay(
+        self, attempt: int, started: float, now: float, retry_after_s: float | None = None
+    ) -> float | None:
+        """The wait before the next try, or None when this failed try was the last one
+        (out of tries, or the wait would cross ``deadline_s`` since ``started``)."""
+        delay = self.delay(attempt, retry_after_s)
+        if attempt >= self.attempts or now - started + delay > self.deadline_s:
+            return None
+        return delay
+
 
 def parse_retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds (the HTTP-date form is not used by the service)."""
