@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -57,6 +59,24 @@ class AppState:
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
+def internal_url(settings: Settings) -> str:
+    """How the other processes reach this one: ``INTERNAL_URL``, else ``http://`` this
+    host's address (``HOST`` when it names one, else what the host name resolves to: the
+    task's own address on ECS) and ``PORT``."""
+    if settings.internal_url:
+        return settings.internal_url
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        try:
+            host = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            host = "127.0.0.1"
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 @contextlib.asynccontextmanager
 async def open_app_state(
     settings: Settings, metrics: Metrics, pipeline_settings: PipelineSettings
@@ -84,7 +104,10 @@ async def open_app_state(
         gateway = await stack.enter_async_context(
             open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
-        interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
+        interviews = await stack.enter_async_context(
+            open_interviews(settings, store, metrics, internal_url=internal_url(settings))
+        )
+        health.register("interviews", interviews.readiness)  # 503 while draining
         pipeline = await stack.enter_async_context(
             open_pipeline(
                 pipeline_settings,

@@ -10,10 +10,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.app.deps import PrincipalDep, StateDep, rate_limit
+from backend.app.deps import PrincipalDep, StateDep, caller_ip, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
+from interview_service.forwarding import Incoming, Relayed
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -39,6 +40,50 @@ StartLimit = Depends(rate_limit(LimitName.INTERVIEW_START))
 SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
 
 InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class OwnerAnswered(Exception):
+    """Another process answered this request; its answer goes back unchanged."""
+
+    def __init__(self, answer: Relayed) -> None:
+        self.answer = answer
+
+
+async def owner_answered(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OwnerAnswered)
+    answer = exc.answer
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+async def _incoming(request: Request, state: StateDep) -> Incoming:
+    """The request for the interview service; a genuine forwarded one keeps its client's
+    address for the rate limits that follow."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    incoming = Incoming(
+        request.method, path, request.headers, await request.body(), caller_ip(request, state)
+    )
+    forwarded = state.interviews.forwarded_from(incoming)
+    if forwarded is not None and forwarded.client is not None:
+        request.scope["client"] = (forwarded.client, 0)
+    return incoming
+
+
+async def _at_owner(request: Request, interview_id: InterviewId, state: StateDep) -> None:
+    """Signaling for a call another process holds is answered by that process (before
+    any limit is counted: the owner counts it, once)."""
+    answer = await state.interviews.forward_to_owner(interview_id, await _incoming(request, state))
+    if answer is not None:
+        raise OwnerAnswered(answer)
+
+
+async def _where_accepted(request: Request, state: StateDep) -> None:
+    """A draining process hands ``/start`` to a peer that takes interviews."""
+    answer = await state.interviews.forward_start(await _incoming(request, state))
+    if answer is not None:
+        raise OwnerAnswered(answer)
+
+
+AtOwner = Depends(_at_owner)
 
 
 class StartBody(BaseModel):
@@ -95,7 +140,7 @@ async def interview_health(state: StateDep) -> dict[str, str]:
 @router.post(
     "/start",
     status_code=201,
-    dependencies=[StartLimit],
+    dependencies=[Depends(_where_accepted), StartLimit],
     responses=error_responses(400, 401, 403, 429, 503),
 )
 async def start(body: StartBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
@@ -116,7 +161,9 @@ async def ice_servers(
     return await state.interviews.ice_server_list(principal, interview_id)
 
 
-@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit], responses=_SIGNALING)
+@router.post(
+    "/{interview_id}/rtc/offer", dependencies=[AtOwner, SignalingLimit], responses=_SIGNALING
+)
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -130,7 +177,9 @@ async def rtc_offer(
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit], responses=_SIGNALING)
+@router.post(
+    "/{interview_id}/rtc/restart", dependencies=[AtOwner, SignalingLimit], responses=_SIGNALING
+)
 async def rtc_restart(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, str]:
@@ -142,7 +191,7 @@ async def rtc_restart(
 @router.post(
     "/{interview_id}/rtc/answer",
     status_code=204,
-    dependencies=[SignalingLimit],
+    dependencies=[AtOwner, SignalingLimit],
     responses=_SIGNALING,
 )
 async def rtc_answer(
@@ -160,7 +209,7 @@ async def rtc_answer(
 @router.post(
     "/{interview_id}/rtc/ice-candidate",
     status_code=204,
-    dependencies=[SignalingLimit],
+    dependencies=[AtOwner, SignalingLimit],
     responses=_SIGNALING,
 )
 async def rtc_candidate(
@@ -179,7 +228,7 @@ async def rtc_candidate(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/transcript", status_code=201, responses=_READ)
+@router.post("/{interview_id}/transcript", status_code=201, dependencies=[AtOwner], responses=_READ)
 async def transcript(
     interview_id: InterviewId,
     body: TranscriptBody,
@@ -198,7 +247,7 @@ async def results(
     return await state.interviews.results(principal, interview_id)
 
 
-@router.post("/{interview_id}/end", responses=_READ)
+@router.post("/{interview_id}/end", dependencies=[AtOwner], responses=_READ)
 async def end(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
