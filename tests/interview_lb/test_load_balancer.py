@@ -1,10 +1,12 @@
 """Two service processes behind HAProxy, round robin and no affinity, sharing a Redis.
 
 Any request of a call may land on either process: the one that does not hold the call
-forwards signaling to the one that does (its lease is in Redis). Runs in the
-loopback-only namespace with the rest of tests/webrtc: a real coturn relays the media, a
-private redis-server holds the leases, HAProxy (Debian's ``haproxy``) balances every
+forwards signaling to the one that does (its lease is in Redis). Runs in a loopback-only
+namespace (tests/interview/test_load_balancer_netns.py): a real coturn relays the media,
+a private redis-server holds the leases, HAProxy (Debian's ``haproxy``) balances every
 request and health-checks ``/health/ready``. Callers: aiortc peers and headless Chromium.
+The processes are shared by the module's tests; a test that stops one gets it back
+(a new process on the same port) before the next test starts.
 """
 
 from __future__ import annotations
@@ -107,23 +109,26 @@ class Cluster:
         self.lb: HaProxy | None = None
 
     def start(self, workdir: Path) -> None:
-        for service in self.services:
-            service.start()
         self.lb = HaProxy(workdir / "haproxy", [s.port for s in self.services])
+        self.revive()
+
+    def revive(self) -> None:
+        """Start every process that is not running, then wait until HAProxy
+        sends requests to both again."""
+        stopped = [s for s in self.services if s.process is None or s.process.poll() is not None]
+        marks = {  # a restarted process starts a new log
+            id(s): 0 if s in stopped else self.requests(s, "/health/ready") for s in self.services
+        }
+        for service in stopped:  # one at a time: two imports at once starve a small machine
+            service.start()
         deadline = time.monotonic() + 15
-        while True:  # both servers up: consecutive requests reach both
-            try:
-                ready = httpx.get(f"{self.url}/health/ready", timeout=1).status_code
-                if ready == 200 and self._both_checked():
-                    return
-            except httpx.HTTPError:
-                pass
+        while True:  # HAProxy's checks see both up (rise 2): both serve from now on
+            checked = [self.requests(s, "/health/ready") - marks[id(s)] for s in self.services]
+            if all(count >= 2 for count in checked):
+                return
+            assert self.lb is not None
             assert time.monotonic() < deadline, self.lb.log.read_text()
             time.sleep(0.2)
-
-    def _both_checked(self) -> bool:
-        served = [self.requests(s, "/health/ready") for s in self.services]
-        return all(count >= 2 for count in served)
 
     @property
     def url(self) -> str:
@@ -151,14 +156,21 @@ class Cluster:
         self.redis.stop()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, coturn: Coturn) -> Iterator[Cluster]:
-    running = Cluster(tmp_path, coturn)
+@pytest.fixture(scope="module")
+def running_cluster(tmp_path_factory: pytest.TempPathFactory, coturn: Coturn) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp("cluster")
+    running = Cluster(workdir, coturn)
     try:
-        running.start(tmp_path)
+        running.start(workdir)
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def cluster(running_cluster: Cluster) -> Cluster:
+    running_cluster.revive()  # a process an earlier test stopped comes back
+    return running_cluster
 
 
 @pytest.fixture
@@ -314,6 +326,7 @@ async def test_a_forged_forwarded_request_is_refused(cluster: Cluster) -> None:
         assert forged.status_code == 403
         assert forged.json()["error"]["code"] == "forward_refused"
         assert (await _status(direct, started["session_id"]))["status"] == "created"
+        await direct.post(f"/api/interview/{started['session_id']}/end")
 
 
 def _owner_of(cluster: Cluster, interview: str) -> ServiceProcess:
@@ -346,6 +359,7 @@ async def test_sigterm_drains_the_call_and_new_interviews_go_to_the_other(
             handed = await direct.post("/api/interview/start", json={"user_id": "c-direct"})
             assert handed.status_code == 201, handed.text
             assert _owner_of(cluster, handed.json()["session_id"]) is other
+            await direct.post(f"/api/interview/{handed.json()['session_id']}/end")
         # new interviews through the load balancer all go to the other process
         for index in range(4):
             fresh = await _start(lb, f"cand-new-{index}")
@@ -398,6 +412,7 @@ async def test_a_killed_process_has_its_interviews_marked_failed(
         for index in range(2):
             fresh = await _start(lb, f"cand-after-{index}")
             assert _owner_of(cluster, fresh["session_id"]) is other
+            await lb.post(f"/api/interview/{fresh['session_id']}/end")
     finally:
         await caller.close()
 
