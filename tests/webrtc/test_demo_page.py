@@ -290,6 +290,13 @@ async def test_the_page_shows_what_the_events_say_and_tolerates_what_it_does_not
         try:
             await browser.open(f"{server.base_url}/demo/interview")
             await _until(browser, lambda p: p["status"] == "idle", "the page", 30)
+            unlabelled = await browser.evaluate(
+                "[...document.querySelectorAll('input, select, meter')]"
+                ".filter((e) => !e.labels || !e.labels.length).map((e) => e.id)"
+                ".concat([...document.querySelectorAll('button')]"
+                ".filter((b) => !b.textContent.trim()).map((b) => b.id))"
+            )
+            assert unlabelled == []  # every control has a name a screen reader can say
             for event in EVENTS:
                 if isinstance(event, str):  # a point to look at the page mid-way
                     page = await _page(browser)
