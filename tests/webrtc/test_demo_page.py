@@ -57,6 +57,7 @@ async def speaking_microphone(tmp_path: Path) -> Path:
 PAGE_STATE = """JSON.stringify({
   demo: window.interviewDemo,
   status: document.getElementById('status').textContent,
+  reason: document.getElementById('reason').textContent,
   ice: document.getElementById('ice').textContent,
   bubbles: [...document.querySelectorAll('#conversation .bubble')].map((li) => ({
     role: li.classList.contains('candidate') ? 'candidate' : 'interviewer',
@@ -336,5 +337,41 @@ async def test_the_page_shows_what_the_events_say_and_tolerates_what_it_does_not
             assert "Your share of talk time" in page["metrics"]
             assert page["perTurnRows"] == 1
             assert page["report"] == "/api/interview/abc/report"
+        finally:
+            await browser.close()
+
+
+@pytest.mark.slow
+async def test_when_the_server_ends_the_call_the_page_says_so_and_shows_the_results(
+    coturn: Coturn, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Nobody presses End: the call reaches its maximum duration."""
+    wav = tmp_path / "quiet.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(silence(1.0))
+    settings = make_settings(
+        turn_server=coturn.server,
+        turn_secret=coturn.secret,
+        interview_relay_only=True,
+        interview_max_duration_s=4,
+    )
+    async with live_server(settings) as server:
+        browser = Chromium(tmp_path / "chromium", fake_audio=wav)
+        try:
+            await browser.open(f"{server.base_url}/demo/interview?autostart=1&user_id=chromium")
+            page = await _until(
+                browser, lambda p: p["status"] == "active" or p["demo"]["errors"], "active", 30
+            )
+            assert not page["demo"]["errors"], page["demo"]["errors"]
+            page = await _until(browser, lambda p: p["resultsShown"], "the results", 30)
+            assert page["status"] == "ended"
+            assert page["ice"] == "closed"  # the page let go of the call
+            assert "max duration" in page["reason"]
+            assert page["resultLines"][0].startswith("Interviewer")  # the greeting
+            assert await browser.evaluate("document.getElementById('end').disabled")
+            assert not await browser.evaluate("document.getElementById('start').disabled")
         finally:
             await browser.close()
