@@ -170,9 +170,7 @@ class Recorder:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._queue: queue.Queue[tuple[int, float, np.ndarray] | None] = queue.Queue(
-            QUEUE_FRAMES
-        )
+        self._queue: queue.Queue[tuple[int, float, np.ndarray] | None] = queue.Queue(QUEUE_FRAMES)
         self._origin: float | None = None
         self._closed = False
         self._samples = 0

@@ -226,11 +226,13 @@ class WebhookOutbox:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="webhook-outbox")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._http.aclose()
+                await task
+        if not self._http.is_closed:
+            await self._http.aclose()
 
     async def _run(self) -> None:
         gate = asyncio.Semaphore(MAX_PARALLEL)

@@ -185,9 +185,7 @@ class WrapUp:
             extra["recording_url"] = await self._recording_url(record)
             extra["recording"] = record.recording
         if record.webhook_url:
-            extra["webhook"] = await self.outbox.view(record.id) or waiting_view(
-                record.webhook_url
-            )
+            extra["webhook"] = await self.outbox.view(record.id) or waiting_view(record.webhook_url)
         return extra
 
     async def _recording_url(self, record: InterviewRecord) -> str | None:
