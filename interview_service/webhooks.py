@@ -45,6 +45,7 @@ MAX_PARALLEL = 8
 LEASE_MARGIN_S = 5.0
 MAX_URL_CHARS = 2048
 ERROR_CHARS = 300
+RESOLVE_TIMEOUT_S = 5.0
 
 
 class WebhookTargetRefused(InvalidInput):
@@ -110,11 +111,14 @@ async def resolve_target(url: str, policy: WebhookPolicy) -> list[str]:
     """The addresses a delivery may connect to; refused when any is private and not allowed."""
     _, host, port = check_url_shape(url, production=policy.production)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except OSError as exc:
-        raise WebhookTargetRefused(f"webhook_url's host {host!r} does not resolve: {exc}") from None
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
+    except (OSError, TimeoutError) as exc:
+        raise WebhookTargetRefused(
+            f"webhook_url's host {host!r} does not resolve: {exc or 'timed out'}"
+        ) from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
         raise WebhookTargetRefused(f"webhook_url's host {host!r} does not resolve")
