@@ -183,8 +183,8 @@ class Recorder:
         self._samples = 0
         self.dropped = 0
         self._failure: BaseException | None = None
+        # Started by the first frame: an interview nobody connects to writes nothing.
         self._thread = threading.Thread(target=self._write, name="interview-recorder", daemon=True)
-        self._thread.start()
 
     # ---- the two taps, on the event loop -----------------------------------------------
 
@@ -202,6 +202,7 @@ class Recorder:
         now = self._clock()
         if self._origin is None:
             self._origin = now  # the file starts with the first frame of either side
+            self._thread.start()
         try:
             self._queue.put_nowait((side, now - self._origin, mono48k(frame)))
         except queue.Full:
@@ -212,6 +213,8 @@ class Recorder:
     async def close(self) -> RecordingInfo:
         """Stop taking frames, finish the file; the file is complete when this returns."""
         self._closed = True
+        if self._origin is None:  # no frame ever came: no file
+            return RecordingInfo(self.path, 0, 0, self.dropped)
         await asyncio.to_thread(self._finish)
         if self._failure is not None:
             raise RuntimeError(f"the recording could not be written: {self._failure!r}")

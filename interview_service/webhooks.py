@@ -326,10 +326,6 @@ class WebhookOutbox:
         addresses = await resolve_target(delivery.url, self._policy)
         parts = urlsplit(delivery.url)
         host = parts.hostname or ""
-        address = addresses[0]
-        pinned = f"[{address}]" if ":" in address else address
-        if parts.port is not None:
-            pinned += f":{parts.port}"
         body = delivery.body.encode()
         timestamp = str(int(time.time()))
         headers = {
@@ -343,10 +339,20 @@ class WebhookOutbox:
             "X-Webhook-Attempt": str(len(delivery.attempts) + 1),
         }
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        response = await self._http.post(
-            urlunsplit(parts._replace(netloc=pinned)),
-            content=body,
-            headers=headers,
-            extensions=extensions,
-        )
-        return response.status_code
+        for index, address in enumerate(addresses):  # each checked address, in DNS order
+            pinned = f"[{address}]" if ":" in address else address
+            if parts.port is not None:
+                pinned += f":{parts.port}"
+            try:
+                response = await self._http.post(
+                    urlunsplit(parts._replace(netloc=pinned)),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                )
+            except httpx.ConnectError:
+                if index == len(addresses) - 1:
+                    raise
+                continue
+            return response.status_code
+        raise AssertionError("resolve_target returns at least one address")

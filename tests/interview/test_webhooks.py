@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -202,6 +203,70 @@ async def test_the_outbox_survives_the_process_that_ended_the_call(
         )
     assert len(receiver.received) == 1
     assert results["webhook"]["attempts"][-1]["status"] == 200
+
+
+def _fake_dns(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[str]) -> list[str]:
+    """``name`` resolves to each of ``answers`` in turn (the last one repeats)."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        address = answers[min(len(asked), len(answers) - 1)]
+        asked.append(address)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+async def test_delivery_connects_to_the_address_it_checked_and_names_the_host(
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The name exists only in this test's resolver: the request can only arrive by address."""
+    _fake_dns(monkeypatch, "hooks.example.test", ["127.0.0.1"])
+    app = await start_app(_settings(make_settings))
+    async with serving(Receiver([200])) as receiver:
+        url = f"http://hooks.example.test:{receiver.port}/in"
+        started = await app.client.post(
+            "/api/interview/start", json={"user_id": "c", "webhook_url": url}
+        )
+        interview = started.json()["session_id"]
+        await app.client.post(f"/api/interview/{interview}/end")
+        await _results_when(app.client, interview, lambda body: body["webhook"]["delivered"])
+    ((headers, _),) = receiver.received
+    assert headers["host"] == f"hooks.example.test:{receiver.port}"
+
+
+async def test_a_host_that_turns_private_after_the_check_is_never_contacted(
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: public when /start checked it, loopback when the webhook is due."""
+    asked = _fake_dns(monkeypatch, "rebind.example.test", ["93.184.215.14", "127.0.0.1"])
+    app = await start_app(
+        _settings(make_settings, webhook_allow_private=False, webhook_max_attempts=2)
+    )
+    async with serving(Receiver([200])) as receiver:
+        url = f"http://rebind.example.test:{receiver.port}/in"
+        started = await app.client.post(
+            "/api/interview/start", json={"user_id": "c", "webhook_url": url}
+        )
+        assert started.status_code == 201  # public at the time
+        interview = started.json()["session_id"]
+        await app.client.post(f"/api/interview/{interview}/end")
+        results = await _results_when(
+            app.client, interview, lambda body: body["webhook"]["state"] == "failed"
+        )
+    assert receiver.received == []
+    assert asked == ["93.184.215.14", "127.0.0.1", "127.0.0.1"]
+    for attempt in results["webhook"]["attempts"]:
+        assert attempt["status"] is None
+        assert "private" in attempt["error"]
 
 
 @pytest.mark.parametrize(
