@@ -84,7 +84,7 @@ class InterviewService:
     ) -> None:
         self.settings = settings
         self.records = InterviewRecords(store, ttl_s=settings.interview_retention_s)
-        self.wrap_up = WrapUp(settings, store, self.records, recordings)
+        self.wrap_up = WrapUp(settings, store, self.records, recordings, metrics.registry)
         self.calls: dict[str, Call] = {}
         self._metrics = InterviewMetrics(metrics)
         self._conversations: ConversationFactory | None = conversations

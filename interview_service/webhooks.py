@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from backend.core.clock import now_iso
 from backend.core.errors import InvalidInput
@@ -185,9 +186,17 @@ def waiting_view(url: str) -> dict[str, Any]:
 class WebhookOutbox:
     """The durable outbox in the store, and this process's delivery loop."""
 
-    def __init__(self, store: Store, policy: WebhookPolicy) -> None:
+    def __init__(
+        self, store: Store, policy: WebhookPolicy, registry: CollectorRegistry | None = None
+    ) -> None:
         self._store = store
         self._policy = policy
+        self._attempts = Counter(
+            "interview_webhook_attempts_total",
+            "Webhook attempts by outcome: delivered, retry (failed, another will come), gave_up",
+            ["outcome"],
+            registry=registry,
+        )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(policy.timeout_s, connect=min(policy.timeout_s, 5.0)),
             follow_redirects=False,
@@ -305,6 +314,8 @@ class WebhookOutbox:
                 delivery.gave_up = True
             else:
                 delivery.next_at = time.time() + self._policy.delay(len(delivery.attempts))
+        outcome = "delivered" if delivery.delivered else "gave_up" if delivery.gave_up else "retry"
+        self._attempts.labels(outcome=outcome).inc()
         log.info(
             "webhook_attempt",
             interview_id=delivery.interview_id,

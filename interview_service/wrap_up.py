@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from backend.core.errors import Unavailable
 from backend.core.storage import Store
@@ -61,11 +62,12 @@ class WrapUp:
         store: Store,
         records: InterviewRecords,
         recordings: RecordingStore | None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._settings = settings
         self._records = records
         self.recordings = recordings
-        self.outbox = WebhookOutbox(store, webhook_policy(settings))
+        self.outbox = WebhookOutbox(store, webhook_policy(settings), registry)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._deleted: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None

@@ -135,6 +135,9 @@ async def test_results_are_signed_delivered_and_retried_after_a_500(
     assert webhook["attempts"][0]["error"] == "answered 500"
     assert "error" not in webhook["attempts"][1]
     assert all(a["at"].endswith("Z") for a in webhook["attempts"])
+    metrics = (await app.client.get("/metrics")).text
+    assert 'interview_webhook_attempts_total{outcome="retry"} 1.0' in metrics
+    assert 'interview_webhook_attempts_total{outcome="delivered"} 1.0' in metrics
 
 
 async def test_a_receiver_that_keeps_failing_is_given_up_on_after_the_attempts_allowed(
