@@ -20,10 +20,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import random
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,8 +33,8 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from backend.core.clock import now_iso
-from backend.core.errors import InvalidInput
 from backend.core.storage import Store
+from interview_service.webhook_targets import WebhookTargetRefused, resolve_target
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +42,7 @@ PENDING_KEY = "interview:webhooks"
 POLL_S = 1.0  # how often a process looks for deliveries due (sooner when it enqueued one)
 MAX_PARALLEL = 8
 LEASE_MARGIN_S = 5.0
-MAX_URL_CHARS = 2048
 ERROR_CHARS = 300
-RESOLVE_TIMEOUT_S = 5.0
-
-
-class WebhookTargetRefused(InvalidInput):
-    code = "webhook_url_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,59 +70,6 @@ def sign(secret: bytes, body: bytes) -> str:
 def sign_timestamped(secret: bytes, timestamp: str, body: bytes) -> str:
     """``X-Signature-Timestamped``: the HMAC of ``<timestamp>.<body>``, against replays."""
     return sign(secret, timestamp.encode() + b"." + body)
-
-
-def check_url_shape(url: str, *, production: bool) -> tuple[str, str, int]:
-    """(scheme, host, port) of an acceptable webhook URL, before any DNS."""
-    if len(url) > MAX_URL_CHARS:
-        raise WebhookTargetRefused(f"webhook_url is over {MAX_URL_CHARS} characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise WebhookTargetRefused(f"webhook_url is not a URL: {exc}") from None
-    allowed = ("https",) if production else ("https", "http")
-    if parts.scheme not in allowed:
-        raise WebhookTargetRefused(
-            "webhook_url must be https" + ("" if production else " (or http outside production)")
-        )
-    if not parts.hostname:
-        raise WebhookTargetRefused("webhook_url has no host")
-    if parts.username is not None or parts.password is not None:
-        raise WebhookTargetRefused("webhook_url may not carry credentials")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
-
-
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def resolve_target(url: str, policy: WebhookPolicy) -> list[str]:
-    """The addresses a delivery may connect to; refused when any is private and not allowed."""
-    _, host, port = check_url_shape(url, production=policy.production)
-    try:
-        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-            )
-    except (OSError, TimeoutError) as exc:
-        raise WebhookTargetRefused(
-            f"webhook_url's host {host!r} does not resolve: {exc or 'timed out'}"
-        ) from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses:
-        raise WebhookTargetRefused(f"webhook_url's host {host!r} does not resolve")
-    if not policy.allow_private:
-        for address in addresses:
-            if not _public(address):
-                raise WebhookTargetRefused(
-                    f"webhook_url's host {host!r} resolves to a private, loopback or "
-                    "link-local address"
-                )
-    return addresses
 
 
 def _iso(ts: float | None) -> str | None:
@@ -214,7 +153,9 @@ class WebhookOutbox:
             raise WebhookTargetRefused(
                 "webhooks are off on this server (no WEBHOOK_SECRET to sign them with)"
             )
-        await resolve_target(url, self._policy)
+        await resolve_target(
+            url, production=self._policy.production, allow_private=self._policy.allow_private
+        )
 
     async def enqueue(self, interview_id: str, url: str, body: bytes) -> None:
         delivery = Delivery(interview_id, url, body.decode(), next_at=time.time())
@@ -334,7 +275,11 @@ class WebhookOutbox:
 
     async def _post(self, delivery: Delivery) -> int:
         """POST to an address checked just now; Host and SNI carry the URL's host name."""
-        addresses = await resolve_target(delivery.url, self._policy)
+        addresses = await resolve_target(
+            delivery.url,
+            production=self._policy.production,
+            allow_private=self._policy.allow_private,
+        )
         parts = urlsplit(delivery.url)
         host = parts.hostname or ""
         body = delivery.body.encode()

@@ -15,7 +15,7 @@ from backend.app.deps import PrincipalDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
-from interview_service.webhooks import WebhookTargetRefused
+from interview_service.webhook_targets import WebhookTargetRefused
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
