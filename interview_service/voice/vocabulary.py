@@ -19,6 +19,8 @@ LONG_WORD = 8  # a lowercase word this long is likely a term ("distributed", "id
 
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[.+#/-][A-Za-z0-9]+)*[+#]*")
 _SENTENCE = re.compile(r"[.!?;:]\s+|\s*\n\s*(?:[-*•]\s*)?")
+_OPENER = "We use"
+_CLOSER = "Sure, let me explain."
 _ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?")  # e.g, i.e, U.S
 # Common words that pass the tests below but carry nothing a recogniser needs.
 _PLAIN_WORDS = """
@@ -45,13 +47,16 @@ def stt_prompt(
 ) -> str | None:
     """A short prompt naming the interview's terms, or None when there are none.
 
-    The role first (whole), then the terms of the questions (the candidate tends to echo them),
-    then those of the job description, each once, until ``max_chars``.
+    The role first (whole), then the terms of the questions (the candidate tends to echo
+    them), then those of the job description, each once, until ``max_chars``. It reads as
+    speech, "<role> interview. We use <terms>. Sure, let me explain.": on the technical
+    set (docs/benchmarks.md) that wording beat a bare list of terms (17.9 % WER against
+    21.7 %), which made Whisper answer in comma-separated fragments.
     """
-    head = f"Interview for {_clip(role.strip(), max_chars // 2)}." if role and role.strip() else ""
+    head = f"{_clip(role.strip(), max_chars // 2)} interview." if role and role.strip() else ""
     seen: set[str] = set()
     terms: list[str] = []
-    size = len(head)
+    size = len(head) + len(_OPENER) + len(_CLOSER) + 2
     for text in (*questions, job_description or ""):
         for term in terms_of(text):
             key = term.lower()
@@ -62,7 +67,7 @@ def stt_prompt(
             seen.add(key)
             terms.append(term)
             size += len(term) + 2
-    body = ", ".join(terms) + "." if terms else ""
+    body = f"{_OPENER} {', '.join(terms)}. {_CLOSER}" if terms else ""
     prompt = " ".join(part for part in (head, body) if part)
     return prompt or None
 

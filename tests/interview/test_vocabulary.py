@@ -19,8 +19,13 @@ JD = """We run a distributed platform on Kubernetes and Helm, with PostgreSQL an
 def test_the_prompt_names_the_role_then_the_interviews_terms() -> None:
     prompt = stt_prompt("Backend engineer", JD, ["How do you make a message consumer idempotent?"])
     assert prompt is not None
-    assert prompt.startswith("Interview for Backend engineer. ")
-    terms = prompt.removeprefix("Interview for Backend engineer. ").rstrip(".").split(", ")
+    assert prompt.startswith("Backend engineer interview. We use ")
+    assert prompt.endswith(". Sure, let me explain.")  # back to speech after the list
+    terms = (
+        prompt.removeprefix("Backend engineer interview. We use ")
+        .removesuffix(". Sure, let me explain.")
+        .split(", ")
+    )
     # the question's terms come before the job description's
     assert terms[:2] == ["consumer", "idempotent"]
     for term in ("distributed", "Kubernetes", "Helm", "PostgreSQL", "Redis", "Terraform"):
@@ -38,13 +43,14 @@ def test_plain_words_sentence_starts_and_abbreviations_are_not_terms() -> None:
 
 def test_each_term_once_whatever_its_case() -> None:
     prompt = stt_prompt(None, "Kubernetes, kubernetes and KUBERNETES on Kubernetes.", [])
-    assert prompt == "Kubernetes."  # the first spelling is kept
+    assert prompt == "We use Kubernetes. Sure, let me explain."  # the first spelling
 
 
 def test_nothing_to_say_is_no_prompt() -> None:
     assert stt_prompt(None, None, []) is None
     assert stt_prompt(None, "we do it", ["How are you?"]) is None
     assert stt_prompt("  ", "", []) is None
+    assert stt_prompt("SRE", None, []) == "SRE interview."
 
 
 def test_the_prompt_is_bounded_however_long_the_job_description() -> None:
