@@ -51,6 +51,17 @@ SENTENCES = (
 # "Cuban It's", "distributed" as "remuted"), and a few more of the hardest terms.
 HARD = (0, 1, 2, 3, 4, 5, 15, 17, 19, 21)
 
+# The technical terms of the sentences (as ``wer.words`` spells them): how many of them
+# a model heard is the figure a reader of an interview's transcript notices first.
+TERMS = frozenset(
+    {
+        "kubernetes", "helm", "postgresql", "idempotent", "distributed", "grpc",
+        "terraform", "kafka", "jenkins", "github", "redis", "opentelemetry", "jaeger",
+        "prometheus", "grafana", "api", "json", "rust", "typescript", "docker",
+        "microservices", "elasticsearch",
+    }
+)  # fmt: skip
+
 ROLE = "Senior platform engineer"
 JOB_DESCRIPTION = """\
 We run a distributed platform on Kubernetes and Helm, with PostgreSQL, Redis, Kafka and
