@@ -125,34 +125,46 @@ def main() -> None:
     for candidate in models:
         candidate.stt = WhisperStt(str(candidate.path), cache, threads=args.threads)
         candidate.stt.run(audio[0], "en")  # warm-up
-        candidate.heard = {mode: [] for mode in modes}
-        candidate.seconds = dict.fromkeys(modes, 0.0)
-        candidate.noise_words = dict.fromkeys(modes, 0)
-
     load_before = os.getloadavg()
-    for clip in audio:
-        for candidate in models:
-            stt = candidate.stt
-            assert stt is not None
-            for mode in modes:
-                began = time.perf_counter()
-                text = stt.run(clip, "en", None if mode == "none" else prompt)
-                candidate.seconds[mode] += time.perf_counter() - began
-                candidate.heard[mode].append(text)
+    measure(models, audio, modes, prompt)
     load_after = os.getloadavg()
-    for clip in noises():
-        for candidate in models:
-            stt = candidate.stt
-            assert stt is not None
-            for mode in modes:
-                heard = stt.run(clip, "en", None if mode == "none" else prompt)
-                candidate.noise_words[mode] += len(words(heard))
-
     print(
         f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
         f"({os.cpu_count()} cores, shared); {args.threads} thread(s) per model\n"
     )
-    header = f"{'model':30} {'package':32} {'size MB':>8} " + " ".join(
+    report(models, references, audio_s, modes)
+    if args.dump:
+        dump(models, references, modes)
+
+
+def measure(
+    models: list[Candidate], audio: list[np.ndarray], modes: list[str], prompt: str | None
+) -> None:
+    """Each sentence heard by every model in every mode in turn, then the noises."""
+    for candidate in models:
+        candidate.heard = {mode: [] for mode in modes}
+        candidate.seconds = dict.fromkeys(modes, 0.0)
+        candidate.noise_words = dict.fromkeys(modes, 0)
+    for clip in audio:
+        for candidate, mode, stt in _runs(models, modes):
+            began = time.perf_counter()
+            text = stt.run(clip, "en", None if mode == "none" else prompt)
+            candidate.seconds[mode] += time.perf_counter() - began
+            candidate.heard[mode].append(text)
+    for clip in noises():
+        for candidate, mode, stt in _runs(models, modes):
+            heard = stt.run(clip, "en", None if mode == "none" else prompt)
+            candidate.noise_words[mode] += len(words(heard))
+
+
+def _runs(models: list[Candidate], modes: list[str]) -> list[tuple[Candidate, str, WhisperStt]]:
+    return [(c, mode, c.stt) for c in models for mode in modes if c.stt is not None]
+
+
+def report(
+    models: list[Candidate], references: list[str], audio_s: float, modes: list[str]
+) -> None:
+    header = f"{'model':30} {'package (license)':40} {'size MB':>8} " + " ".join(
         f"{'WER ' + m:>13} {'terms ' + m:>13} {'RTF ' + m:>13} {'noise ' + m:>13}" for m in modes
     )
     print(header)
@@ -165,17 +177,18 @@ def main() -> None:
             f"{candidate.noise_words[m]:>13}"
             for m in modes
         )
-        print(
-            f"{candidate.name:30} {candidate.package:32} {_size_mb(candidate.path):>8.0f} {cells}"
-        )
-    if args.dump:
-        for candidate in models:
-            for mode in modes:
-                print(f"\n== {candidate.name}, {mode}")
-                for reference, heard in zip(references, candidate.heard[mode], strict=True):
-                    errors = edit_distance(words(reference), words(heard))
-                    if errors:
-                        print(f"  [{errors}] {heard}")
+        package = f"{candidate.package} ({candidate.license})"
+        print(f"{candidate.name:30} {package:40} {_size_mb(candidate.path):>8.0f} {cells}")
+
+
+def dump(models: list[Candidate], references: list[str], modes: list[str]) -> None:
+    for candidate in models:
+        for mode in modes:
+            print(f"\n== {candidate.name}, {mode}")
+            for reference, heard in zip(references, candidate.heard[mode], strict=True):
+                errors = edit_distance(words(reference), words(heard))
+                if errors:
+                    print(f"  [{errors}] {heard}")
 
 
 if __name__ == "__main__":
