@@ -73,3 +73,14 @@ def test_the_context_keeps_the_end_of_what_was_said_after_the_vocabulary() -> No
     assert with_context(None, "") is None
     assert with_context(None, " so far ") == "so far"
     assert with_context("Kafka.", "") == "Kafka."
+
+
+def test_vocabulary_and_context_fit_what_openai_stt_keeps_whole() -> None:
+    """The OpenAI adapter keeps a prompt's last 800 characters: both parts fit in them."""
+    long_jd = " ".join(f"we use Tool{i} daily." for i in range(2000))
+    vocabulary = stt_prompt("Staff engineer " * 40, long_jd, ["Why Kubernetes?"])
+    prompt = with_context(vocabulary, "and then " * 500)
+    assert vocabulary is not None
+    assert prompt is not None
+    assert len(prompt) <= 800
+    assert prompt.startswith(vocabulary)
