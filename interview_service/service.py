@@ -149,6 +149,7 @@ class InterviewService:
             tuple(record.questions),
             record.language,
             record.max_duration_s,
+            extra={"job_description": body.get("job_description")},
         )
         call = Call(
             record,

@@ -50,6 +50,8 @@ class StartBody(BaseModel):
     # auth on it is the caller's own id (absent: it defaults to it).
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
     role: str | None = Field(default=None, max_length=200)
+    # the local STT is prompted with its terms (interview_service.voice.vocabulary)
+    job_description: str | None = Field(default=None, max_length=20_000)
     questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
         default_factory=list, max_length=50
     )

@@ -558,6 +558,8 @@ export type components = {
         };
         /** StartBody */
         StartBody: {
+            /** Job Description */
+            job_description?: string | null;
             /**
              * Language
              * @default en
