@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +41,7 @@ from interview_service.forwarding import HEADER, ForwardedFrom, Forwarder, Incom
 from interview_service.greeter import Greeter
 from interview_service.owners import Instance, Owners
 from interview_service.peer import PeerOptions, parse_candidate
+from interview_service.recording import RecordingStore
 from interview_service.records import (
     InterviewRecord,
     InterviewRecords,
@@ -53,6 +55,7 @@ from interview_service.voice.conversation import VoiceConversation
 from interview_service.voice.factory import stack_builder, turn_histogram
 from interview_service.voice.measures import local_measurements
 from interview_service.voice.stack import VoiceStack
+from interview_service.wrap_up import WrapUp
 
 log = structlog.get_logger(__name__)
 
@@ -97,10 +100,12 @@ class InterviewService:
         store: Store,
         metrics: Metrics,
         conversations: ConversationFactory | None = None,
+        recordings: RecordingStore | None = None,
         internal_url: str | None = None,
     ) -> None:
         self.settings = settings
-        self.records = InterviewRecords(store, ttl_s=settings.interview_record_ttl_s)
+        self.records = InterviewRecords(store, ttl_s=settings.interview_retention_s)
+        self.wrap_up = WrapUp(settings, store, self.records, recordings, metrics.registry)
         self.calls: dict[str, Call] = {}
         self.instance = uuid.uuid4().hex[:16]
         self.draining = False
@@ -168,6 +173,8 @@ class InterviewService:
             float(body.get("max_duration_s") or self.settings.interview_max_duration_s),
             self.settings.interview_max_duration_s,
         )
+        webhook_url = body.get("webhook_url") or None
+        await self.wrap_up.check(webhook_url=webhook_url, record=bool(body.get("record")))
         record = InterviewRecord(
             id=uuid.uuid4().hex,
             user_id=_user_id(principal, body.get("user_id")),
@@ -178,6 +185,8 @@ class InterviewService:
             max_duration_s=max_duration,
             created_at=now,
             expires_at=now + self.settings.interview_connect_timeout_s,
+            record_audio=bool(body.get("record")),
+            webhook_url=webhook_url,
         )
         factory = await self._conversation_factory()
         await self.records.create(record)
@@ -188,6 +197,7 @@ class InterviewService:
             tuple(record.questions),
             record.language,
             record.max_duration_s,
+            extra={"job_description": body.get("job_description")},
         )
         call = Call(
             record,
@@ -196,6 +206,7 @@ class InterviewService:
             peer_options=lambda: self._peer_options(record),
             limits=self._limits,
             on_finished=self._forget,
+            recorder=self.wrap_up.recorder(record),
         )
         self.calls[record.id] = call
         self._idle.clear()
@@ -259,17 +270,20 @@ class InterviewService:
                 self._releases.add(release)
                 release.add_done_callback(self._releases.discard)
             conversation = call.conversation
+            evaluation = None
             if isinstance(conversation, VoiceConversation) and conversation.will_evaluate:
                 call.record.evaluation = "pending"
                 task = asyncio.get_running_loop().create_task(self._evaluate(call, conversation))
                 self._evaluations.add(task)
                 task.add_done_callback(self._evaluations.discard)
+                evaluation = task
+            self.wrap_up.begin(call.record, call.recorder, evaluation, self.results_view, call.save)
 
     async def _release(self, call: Call) -> None:
         """Once the final record is stored, the call's lease goes (a sweeper that saw it
         ownerless before then would find the record final and leave it)."""
         assert self.owners is not None
-        await call.save()
+        await call.saved()  # never a save of its own: a DELETE may have removed the record
         try:
             await self.owners.release(call.id)
         except Exception as exc:  # the lease expires by itself; the sweeper finds it final
@@ -342,6 +356,7 @@ class InterviewService:
             if record is not None and not record.final:
                 record.move(InterviewStatus.FAILED, reason="owner_lost")
                 await self.records.save(record)
+                await self.wrap_up.send_results(record, self.results_view)  # its webhook too
                 swept += 1
                 self._metrics.swept.inc()
                 log.warning("interview_owner_lost", interview_id=interview_id)
@@ -456,6 +471,7 @@ class InterviewService:
             task.cancel()
         if self._evaluations:
             await asyncio.gather(*self._evaluations, return_exceptions=True)
+        await self.wrap_up.close()  # webhooks not yet delivered stay in the outbox
         async with self._voice_lock:  # a stack being built in its thread is waited for
             if self._voice is not None:
                 await self._voice.aclose()
@@ -481,6 +497,9 @@ class InterviewService:
 
     async def results(self, principal: Principal, interview_id: str) -> dict[str, Any]:
         record = await self.record(principal, interview_id)
+        return {**self.results_view(record), **await self.wrap_up.views(record)}
+
+    def results_view(self, record: InterviewRecord) -> dict[str, Any]:
         return {
             "session_id": record.id,
             "status": record.status.value,
@@ -588,7 +607,29 @@ class InterviewService:
         elif not record.final:
             record.move(InterviewStatus.ENDED, reason="ended_by_client")
             await self.records.save(record)
+            await self.wrap_up.send_results(record, self.results_view)
         return record.status_view()
+
+    async def delete(self, principal: Principal, interview_id: str) -> None:
+        """Remove everything of an interview (its call ended first); others see 404."""
+        call = self.calls.get(interview_id)
+        record = call.record if call else await self.records.load(interview_id)
+        if not principal.may_access(record.owner):
+            raise NotFound(f"no interview {interview_id!r}", code="interview_not_found")
+        self.wrap_up.forget_soon(interview_id)
+        if call is not None:
+            await call.finish(InterviewStatus.ENDED, "deleted")
+        await self.wrap_up.remove(interview_id)
+
+    async def recording(
+        self, principal: Principal, interview_id: str
+    ) -> tuple[Path | None, str | None]:
+        """The stored recording: (a local file to serve, or a URL to redirect to)."""
+        record = await self.record(principal, interview_id)
+        path, link = await self.wrap_up.recording(record)
+        if path is None and link is None:
+            raise NotFound("this interview has no recording", code="no_recording")
+        return path, link
 
     # ---- ICE ---------------------------------------------------------------------------
 
@@ -637,9 +678,11 @@ async def open_interviews(
     store: Store,
     metrics: Metrics,
     conversations: ConversationFactory | None = None,
+    recordings: RecordingStore | None = None,
     internal_url: str | None = None,
 ) -> AsyncIterator[InterviewService]:
-    service = InterviewService(settings, store, metrics, conversations, internal_url)
+    service = InterviewService(settings, store, metrics, conversations, recordings, internal_url)
+    service.wrap_up.start()
     try:
         await service.open()
         yield service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -27,12 +28,28 @@ class InterviewSettings(VoiceSettings):
     interview_connect_timeout_s: float = Field(default=120.0, gt=0)
     interview_idle_timeout_s: float = Field(default=60.0, gt=0)
     interview_max_duration_s: float = Field(default=3600.0, gt=0)
-    interview_record_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Retention: records, transcripts, webhook outboxes and recordings (docs/interview.md).
+    # A float so tests can ask for seconds; records keep this TTL in the store.
+    interview_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    interview_retention_sweep_s: float = Field(default=3600.0, gt=0)
     interview_ice_gather_timeout_s: float = Field(default=5.0, gt=0, le=60)
     interview_relay_only: bool = False  # the server peer relays through TURN only (ECS)
     interview_heartbeat_s: float = Field(default=5.0, gt=0)
     interview_demo_page: bool = True  # GET /demo/interview, the browser test page
     interview_sdp_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+
+    # Recordings (record: true): written while the call runs, stored after the end
+    interview_recordings_dir: Path = Path("recordings")  # local store, not under /media
+    # Where clients reach this service, for absolute recording URLs ("" : relative paths)
+    interview_public_base_url: str = ""
+
+    # Webhooks (webhook_url on /start)
+    webhook_secret: SecretStr | None = None
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=24 * 3600)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_allow_private: bool = False  # loopback/private targets (tests, on-premises)
 
     # More than one process (docs/interview.md "Running more than one process"): with
     # REDIS_URL each live call's owner is leased in Redis and signaling that lands on
@@ -43,6 +60,10 @@ class InterviewSettings(VoiceSettings):
     interview_owner_ttl_s: float = Field(default=6.0, ge=1, le=300)
     # SIGTERM: refuse new interviews, let live calls finish for at most this long
     interview_drain_s: float = Field(default=30.0, ge=0, le=3600)
+
+    @property
+    def interview_retention_s(self) -> float:
+        return self.interview_retention_days * 86400
 
     @field_validator("stun_urls", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from backend.app.recordings import open_recordings
 from backend.app.settings import Settings
 from backend.core.api_keys import ApiKeys
 from backend.core.auth import TokenVerifier
@@ -105,7 +106,13 @@ async def open_app_state(
             open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
         interviews = await stack.enter_async_context(
-            open_interviews(settings, store, metrics, internal_url=internal_url(settings))
+            open_interviews(
+                settings,
+                store,
+                metrics,
+                recordings=open_recordings(settings, pipeline_settings),
+                internal_url=internal_url(settings),
+            )
         )
         health.register("interviews", interviews.readiness)  # 503 while draining
         pipeline = await stack.enter_async_context(

@@ -18,6 +18,7 @@ from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.providers import VAD_CHUNK, VAD_RATE, Interviewer, Turn
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import CHUNK_S, Signal, TurnDetector
+from interview_service.voice.vocabulary import stt_prompt, with_context
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +110,10 @@ class Listener:
         self.stt_tasks: set[asyncio.Task[Any]] = set()
         self._interviewer_speaking = interviewer_speaking
         self._barge_in = barge_in
+        job = plan.extra.get("job_description")
+        self.vocabulary = stt_prompt(  # STT's prompt: the interview's terms, spelled right
+            plan.role, job if isinstance(job, str) else None, plan.questions
+        )
 
     async def listen(self, inbound: AsyncIterator[av.AudioFrame]) -> None:
         try:
@@ -210,5 +215,5 @@ class Listener:
             prompt = " ".join(part for part in parts if part)
         async with asyncio.timeout(self.stack.provider_timeout_s):
             return await self.stack.stt.transcribe(
-                audio, language=self.plan.language, prompt=prompt
+                audio, language=self.plan.language, prompt=with_context(self.vocabulary, prompt)
             )

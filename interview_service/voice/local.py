@@ -115,18 +115,27 @@ class WhisperStt:
 
     name = "faster-whisper"
 
-    def __init__(self, model: str | None, cache_dir: Path, *, threads: int = 2) -> None:
+    def __init__(
+        self,
+        model: str | None,
+        cache_dir: Path,
+        *,
+        threads: int = 2,
+    ) -> None:
         from faster_whisper import WhisperModel
 
         source = model or str(bundled_whisper_base(cache_dir))
         self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads)
         self._lock = asyncio.Lock()
 
-    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
+    async def transcribe(
+        self, audio: np.ndarray, *, language: str, prompt: str | None = None
+    ) -> str:
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio, language, prompt)
+            return await asyncio.to_thread(self.run, audio, language, prompt)
 
-    def _run(self, audio: np.ndarray, language: str, prompt: str) -> str:
+    def run(self, audio: np.ndarray, language: str, prompt: str | None = None) -> str:
+        """One transcription, in the calling thread (benchmarks call it directly)."""
         segments, _ = self._model.transcribe(
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
@@ -134,7 +143,9 @@ class WhisperStt:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
-            initial_prompt=prompt or None,  # the answer so far: context for a later piece
+            # the vocabulary and the answer so far, as the text before this audio (for
+            # one window of audio, ``hotwords`` would give Whisper the same tokens)
+            initial_prompt=prompt or None,
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 

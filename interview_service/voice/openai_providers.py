@@ -71,7 +71,9 @@ class OpenAiStt:
         self._client = client
         self.model = model
 
-    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
+    async def transcribe(
+        self, audio: np.ndarray, *, language: str, prompt: str | None = None
+    ) -> str:
         result = await self._client.audio.transcriptions.create(
             model=self.model,
             file=("answer.wav", wav_bytes(audio), "audio/wav"),

@@ -27,8 +27,15 @@ class VoiceActivity(Protocol):
 class SpeechToText(Protocol):
     name: str
 
-    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
-        """Text of 16 kHz mono float32 audio; ``prompt`` is what was said just before it."""
+    async def transcribe(
+        self, audio: np.ndarray, *, language: str, prompt: str | None = None
+    ) -> str:
+        """Text of 16 kHz mono float32 audio.
+
+        ``prompt`` is text that comes "before" the audio: the interview's vocabulary
+        (:func:`interview_service.voice.vocabulary.stt_prompt`) and what the candidate
+        said just before, so terms are spelled as the interview spells them.
+        """
         ...
 
 

@@ -115,3 +115,22 @@ async def test_bools_are_not_numbers_elsewhere_either(
         f"/api/interview/{interview}/{path}", json=body, headers=_as("alice")
     )
     assert response.status_code == 422, response.text
+
+
+async def test_the_job_description_reaches_the_interview_plan(
+    start_app: Callable[[Settings], Any], make_settings: Callable[..., Settings]
+) -> None:
+    """The voice loop prompts STT with its terms; before, the router dropped it."""
+    running = await start_app(make_settings(interview_conversation="greeter", **TURN))
+    response = await running.client.post(
+        "/api/interview/start",
+        json={"user_id": "cand-8", "role": "SRE", "job_description": "Kubernetes and gRPC."},
+    )
+    assert response.status_code == 201, response.text
+    call = running.services.interviews.calls[response.json()["session_id"]]
+    assert call.conversation.plan.extra["job_description"] == "Kubernetes and gRPC."
+    too_long = await running.client.post(
+        "/api/interview/start", json={"user_id": "cand-8", "job_description": "x" * 20_001}
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["error"]["code"] == "validation_error"

@@ -44,9 +44,11 @@ class FixedStt:
         self.heard_s: list[float] = []  # seconds of audio per call
         self.prompts: list[str] = []
 
-    async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
+    async def transcribe(
+        self, audio: np.ndarray, *, language: str, prompt: str | None = None
+    ) -> str:
         self.calls += 1
-        self.prompts.append(prompt)
+        self.prompts.append(prompt or "")
         self.heard_s.append(len(audio) / 16_000)
         await asyncio.sleep(self.latency_s)
         if self.fail is not None:
