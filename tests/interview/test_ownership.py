@@ -177,6 +177,15 @@ async def test_signaling_on_another_process_is_answered_by_the_owner(
         assert "interview_calls_live 0.0" in metrics
         results = (await other.client.get(f"/api/interview/{interview}/results")).json()
         assert [line["text"] for line in results["transcript"]] == ["hi"]
+        # DELETE from elsewhere ends the owner's call first: nothing brings the record back
+        doomed = await _start(owner, "c-delete")
+        deleted = await other.client.delete(f"/api/interview/{doomed}")
+        assert deleted.status_code == 204, deleted.text
+        assert "interview_calls_live 0.0" in (await owner.get("/metrics")).text
+        await asyncio.sleep(0.5)  # the owner's lease is let go after the call's last save
+        for reader in (owner, other.client):
+            gone = await reader.get(f"/api/interview/{doomed}/status")
+            assert gone.status_code == 404, gone.text
         # a call the owner still holds, then the owner dies without a word
         second = await _start(owner, "c2")
     assert owner_process.process is not None
