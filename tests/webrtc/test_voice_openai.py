@@ -33,7 +33,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
             f"[Q2] Thank you. {QUESTIONS[1]}",
             "Thank you, that is all from me. Goodbye! [END]",
         ],
-        evaluation=json.dumps(
+        structured=json.dumps(
             {
                 "summary": "Five years of Python on video rendering.",
                 "scores": [
@@ -41,7 +41,8 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
                         "criterion": "depth",
                         "score": 4,
                         "evidence": ["I have built Python services for five years"],
-                    }
+                    },
+                    {"criterion": "examples", "score": 3, "evidence": ["mostly video rendering"]},
                 ],
             }
         ),
@@ -127,7 +128,25 @@ async def test_an_interview_on_the_openai_path_scores_with_evidence(
         await asyncio.sleep(0.1)
     assert results["evaluation"] == "ready"
     assert results["summary"] == "Five years of Python on video rendering."
-    assert results["scores"][0]["evidence"] == ["I have built Python services for five years"]
+    assert results["scores"] == [
+        {
+            "criterion": "depth",
+            "score": 4,
+            "max": 5,
+            "evidence": ["I have built Python services for five years"],
+        },
+        {"criterion": "examples", "score": 3, "max": 5, "evidence": ["mostly video rendering"]},
+    ]
+    # the default rubric's other criteria had no quotes: asked again once, then unscored
+    assert {u["criterion"] for u in results["unscored"]} == {"relevance", "communication"}
+    assert len([r for r in fake.seen("chat") if "response_format" in r]) == 2
+    # every time in the answers is ISO 8601 UTC
+    for line in results["transcript"]:
+        assert line["start"].endswith("Z")
+        assert line["end"].endswith("Z")
+    assert status["started_at"].endswith("Z")
+    assert status["ended_at"].endswith("Z")
+    assert status["connection_state"] == "closed"
     assert results["interviewer"]["scripted"] is False
     per_turn = results["metrics"]["per_turn"]
     assert len(per_turn) == 2

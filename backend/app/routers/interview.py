@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.app.deps import PrincipalDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
@@ -41,18 +41,44 @@ SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
 InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+class Criterion(BaseModel):
+    """One rubric criterion: scored from 1 to ``scale``, with quotes as evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=60)
+    description: Text = Field(min_length=1, max_length=500)
+    scale: int = Field(default=5, ge=2, le=10, strict=True)
+
+
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # The TURN username is "<expiry>:<user_id>": no ':' and no control characters. With
     # auth on it is the caller's own id (absent: it defaults to it).
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
-    role: str | None = Field(default=None, max_length=200)
-    questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
-        default_factory=list, max_length=50
+    role: Text | None = Field(default=None, min_length=1, max_length=200)
+    # Given questions are asked in order; without them, a job description lets the
+    # OpenAI interviewer draft 4 to 6 (the local one uses its default questions).
+    questions: list[Annotated[Text, Field(min_length=3, max_length=500)]] = Field(
+        default_factory=list, max_length=20
     )
+    job_description: Text | None = Field(default=None, min_length=1, max_length=20_000)
+    rubric: list[Criterion] | None = Field(default=None, min_length=1, max_length=10)
+    max_follow_ups: int | None = Field(default=None, ge=0, le=5, strict=True)
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
     max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
+
+    @field_validator("rubric")
+    @classmethod
+    def _distinct_names(cls, rubric: list[Criterion] | None) -> list[Criterion] | None:
+        names = [c.name.casefold() for c in rubric or []]
+        if len(names) != len(set(names)):
+            raise ValueError("rubric criteria need distinct names")
+        return rubric
 
     @field_validator("user_id")
     @classmethod
