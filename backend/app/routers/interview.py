@@ -14,6 +14,7 @@ from backend.app.deps import PrincipalDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
+from interview_service.report import CONTENT_SECURITY_POLICY, render_report
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -222,6 +223,27 @@ async def results(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await state.interviews.results(principal, interview_id)
+
+
+@router.get(
+    "/{interview_id}/report",
+    response_class=HTMLResponse,
+    responses={**_READ, 200: {"content": {"text/html": {}}}},
+)
+async def report(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """The results as a readable HTML page (summary, scores and quotes, transcript, metrics)."""
+    results = await state.interviews.results(principal, interview_id)
+    return HTMLResponse(
+        render_report(results),
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @router.post("/{interview_id}/end", responses=_READ)
