@@ -227,8 +227,13 @@ async def results(
 
 @router.get(
     "/{interview_id}/report",
-    response_class=HTMLResponse,
-    responses={**_READ, 200: {"content": {"text/html": {}}}},
+    responses={
+        **_READ,
+        200: {
+            "description": "The report, a self-contained HTML page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
 )
 async def report(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
