@@ -52,9 +52,9 @@ async def _start(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"questions": [f"Question {n}?" for n in range(21)]}, "questions"),
+        ({"questions": [f"Question {n}?" for n in range(51)]}, "questions"),
         ({"questions": ["Why Python?", "  "]}, "questions"),
-        ({"questions": ["x" * 501]}, "questions"),
+        ({"questions": ["x" * 1001]}, "questions"),
         ({"job_description": "x" * 20_001}, "job_description"),
         ({"job_description": "   "}, "job_description"),
         ({"role": ""}, "role"),

@@ -64,8 +64,8 @@ class StartBody(BaseModel):
     role: Text | None = Field(default=None, min_length=1, max_length=200)
     # Given questions are asked in order; without them, a job description lets the
     # OpenAI interviewer draft 4 to 6 (the local one uses its default questions).
-    questions: list[Annotated[Text, Field(min_length=3, max_length=500)]] = Field(
-        default_factory=list, max_length=20
+    questions: list[Annotated[Text, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=50
     )
     job_description: Text | None = Field(default=None, min_length=1, max_length=20_000)
     rubric: list[Criterion] | None = Field(default=None, min_length=1, max_length=10)
