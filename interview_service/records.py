@@ -21,6 +21,7 @@ from typing import Any
 from backend.core.clock import iso, iso_or_none, to_seconds
 from backend.core.errors import Conflict, NotFound
 from backend.core.storage import Store
+from interview_service.plan import InterviewPlan
 
 
 class InterviewStatus(StrEnum):
@@ -155,6 +156,19 @@ class InterviewRecord:
         while index and self.transcript[index - 1].start > line.start:
             index -= 1
         self.transcript.insert(index, line)
+
+    def plan(self) -> InterviewPlan:
+        """What the interviewer is given: the questions, their follow-ups, the time."""
+        return InterviewPlan(
+            self.id,
+            self.user_id,
+            self.role,
+            tuple(self.questions),
+            self.language,
+            self.max_duration_s,
+            job_description=self.job_description,
+            max_follow_ups=self.max_follow_ups,
+        )
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()

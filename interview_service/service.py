@@ -113,47 +113,14 @@ class InterviewService:
                 code="interview_capacity",
                 retry_after_s=10,
             )
-        max_duration = min(
-            float(body.get("max_duration_s") or self.settings.interview_max_duration_s),
-            self.settings.interview_max_duration_s,
-        )
         user_id = _user_id(principal, body.get("user_id"))
         factory = await self._conversation_factory()
-        questions, source = await self._questions(body)
-        follow_ups = body.get("max_follow_ups")
-        now = time.time()
-        record = InterviewRecord(
-            id=uuid.uuid4().hex,
-            user_id=user_id,
-            owner=principal.sub,
-            role=body.get("role"),
-            questions=questions,
-            language=str(body.get("language") or "en"),
-            max_duration_s=max_duration,
-            created_at=now,
-            expires_at=now + self.settings.interview_connect_timeout_s,
-            job_description=body.get("job_description"),
-            questions_source=source,
-            max_follow_ups=(
-                self.settings.interview_max_follow_ups if follow_ups is None else int(follow_ups)
-            ),
-            rubric=[dict(criterion) for criterion in body.get("rubric") or []],
-        )
+        record = await self._new_record(principal.sub, user_id, body)
         await self.records.create(record)
-        plan = InterviewPlan(
-            record.id,
-            record.user_id,
-            record.role,
-            tuple(record.questions),
-            record.language,
-            record.max_duration_s,
-            job_description=record.job_description,
-            max_follow_ups=record.max_follow_ups,
-        )
         call = Call(
             record,
             records=self.records,
-            conversation=factory(plan),
+            conversation=factory(record.plan()),
             peer_options=lambda: self._peer_options(record),
             limits=self._limits,
             on_finished=self._forget,
@@ -164,11 +131,39 @@ class InterviewService:
         return {
             "session_id": record.id,
             "status": record.status.value,
-            "ice_servers": self._browser_ice_servers(record, now),
+            "ice_servers": self._browser_ice_servers(record, record.created_at),
             "expires_at": iso(record.expires_at),
             "questions": record.questions,
             "questions_source": record.questions_source,
         }
+
+    async def _new_record(
+        self, owner: str, user_id: str, body: Mapping[str, Any]
+    ) -> InterviewRecord:
+        """The record of a new interview, with its plan (its questions drafted if need be)."""
+        questions, source = await self._questions(body)
+        follow_ups = body.get("max_follow_ups")
+        now = time.time()
+        return InterviewRecord(
+            id=uuid.uuid4().hex,
+            user_id=user_id,
+            owner=owner,
+            role=body.get("role"),
+            questions=questions,
+            language=str(body.get("language") or "en"),
+            max_duration_s=min(
+                float(body.get("max_duration_s") or self.settings.interview_max_duration_s),
+                self.settings.interview_max_duration_s,
+            ),
+            created_at=now,
+            expires_at=now + self.settings.interview_connect_timeout_s,
+            job_description=body.get("job_description"),
+            questions_source=source,
+            max_follow_ups=(
+                self.settings.interview_max_follow_ups if follow_ups is None else int(follow_ups)
+            ),
+            rubric=[dict(criterion) for criterion in body.get("rubric") or []],
+        )
 
     async def _questions(self, body: Mapping[str, Any]) -> tuple[list[str], str]:
         """The plan's questions: given, drafted from the job description, or the default."""
