@@ -33,6 +33,7 @@ from interview_service.records import (
     InterviewStatus,
     TranscriptLine,
 )
+from interview_service.report import render_report
 from interview_service.scoring import rubric_from
 from interview_service.sdp_shape import check_sdp
 from interview_service.settings import InterviewSettings
@@ -335,6 +336,12 @@ class InterviewService:
                 "per_turn": record.turn_metrics,
             },
         }
+
+    async def report(self, principal: Principal, interview_id: str) -> str:
+        """The results as an HTML page; rendered off the event loop (a one-hour interview
+        takes some 20 ms)."""
+        results = await self.results(principal, interview_id)
+        return await asyncio.to_thread(render_report, results)
 
     # ---- signaling ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from backend.app.deps import PrincipalDep, StateDep, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
-from interview_service.report import CONTENT_SECURITY_POLICY, render_report
+from interview_service.report import CONTENT_SECURITY_POLICY
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -239,9 +239,8 @@ async def report(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> HTMLResponse:
     """The results as a readable HTML page (summary, scores and quotes, transcript, metrics)."""
-    results = await state.interviews.results(principal, interview_id)
     return HTMLResponse(
-        render_report(results),
+        await state.interviews.report(principal, interview_id),
         headers={
             "Cache-Control": "no-store",
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
