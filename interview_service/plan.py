@@ -37,15 +37,17 @@ class InterviewPlan:
     max_follow_ups: int = 1  # per question
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    # A short interview scales both down, so the closing line still has time to be heard.
+
     @property
     def wrap_up_at_s(self) -> float:
         """When the interviewer says how little time is left (seconds into the call)."""
-        return self.max_duration_s - min(WRAP_UP_S, self.max_duration_s / 3)
+        return self.max_duration_s - min(WRAP_UP_S, self.max_duration_s * 2 / 3)
 
     @property
     def closing_at_s(self) -> float:
         """When the interviewer stops asking and says goodbye (seconds into the call)."""
-        return self.max_duration_s - min(CLOSING_S, self.max_duration_s / 6)
+        return self.max_duration_s - min(CLOSING_S, self.max_duration_s / 2)
 
 
 class Cue(StrEnum):
