@@ -338,8 +338,8 @@ class InterviewService:
         }
 
     async def report(self, principal: Principal, interview_id: str) -> str:
-        """The results as an HTML page; rendered off the event loop (a one-hour interview
-        takes some 20 ms)."""
+        """The results as an HTML page, rendered off the event loop: a one-hour interview
+        takes a few ms (bench/interview_report.py), a markup-heavy one ten times that."""
         results = await self.results(principal, interview_id)
         return await asyncio.to_thread(render_report, results)
 
