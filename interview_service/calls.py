@@ -21,6 +21,7 @@ import structlog
 from backend.core.errors import Conflict, InvalidInput
 from interview_service.conversation_seam import Conversation
 from interview_service.peer import Peer, PeerOptions
+from interview_service.recording import Recorder, TappedSource
 from interview_service.records import (
     InterviewRecord,
     InterviewRecords,
@@ -53,8 +54,17 @@ class Call:
         peer_options: Callable[[], PeerOptions],
         limits: CallLimits,
         on_finished: Callable[[Call], None],
+        recorder: Recorder | None = None,
     ) -> None:
         self.record = record
+        # record: true. The one tap on each direction: inbound in peer_frame, outbound
+        # around the conversation's source (what every peer connection of the call sends).
+        self.recorder = recorder
+        self._outbound = (
+            conversation.outbound
+            if recorder is None
+            else TappedSource(conversation.outbound, recorder.outbound)
+        )
         self._records = records
         self._conversation = conversation
         self._peer_options = peer_options
@@ -137,7 +147,7 @@ class Call:
         old, self.peer = self.peer, None
         if old is not None:
             await old.close()
-        self.peer = Peer(self._peer_options(), self._conversation.outbound, self)
+        self.peer = Peer(self._peer_options(), self._outbound, self)
         return self.peer
 
     async def _fail_on_error(self, peer: Peer, step: Any) -> str:
@@ -176,6 +186,8 @@ class Call:
     def peer_frame(self, frame: av.AudioFrame) -> None:
         self._last_media = time.monotonic()
         self.frames_in += 1
+        if self.recorder is not None:
+            self.recorder.inbound(frame)
         if self._inbound.full():
             self._inbound.get_nowait()  # the conversation fell behind: drop the oldest
         self._inbound.put_nowait(frame)

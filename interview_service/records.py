@@ -1,8 +1,8 @@
 """Interview records: the state machine and their home in the store.
 
 A record outlives its call (results are read after the end) and lives under
-``interview:{id}`` with ``INTERVIEW_RECORD_TTL_S``. Only the process that holds the call
-changes a live record, so writes are plain puts.
+``interview:{id}`` for ``INTERVIEW_RETENTION_DAYS`` after its last change. Only the
+process that holds the call changes a live record, so writes are plain puts.
 
 Times are Unix seconds inside (floats in the stored JSON) and ISO 8601 UTC strings in
 every view an API answers with. Loading is lenient, so a rolling deploy can read records
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
@@ -109,6 +110,12 @@ class InterviewRecord:
     evaluation: str = "none"  # none | pending | ready | failed
     summary: str | None = None
     scores: Any = None
+    # Consent and delivery, asked for at /start
+    record_audio: bool = False
+    webhook_url: str | None = None
+    # The stored recording: {"key", "content_type", "bytes", "duration_s"}, or
+    # {"error": ...} when it could not be kept
+    recording: dict[str, Any] | None = None
     # The plan (interview_service/plan.py): where the questions came from, the follow-up
     # cap per question, and the rubric the evaluation scores against
     job_description: str | None = None
@@ -222,7 +229,10 @@ class InterviewRecords:
 
     def __init__(self, store: Store, *, ttl_s: float) -> None:
         self._store = store
-        self._ttl_s = ttl_s
+        self._ttl_s = ttl_s  # INTERVIEW_RETENTION_DAYS, from the last change
+        # Deleted here lately: a late save (scoring that finished after DELETE) is dropped
+        # instead of bringing the record back.
+        self._deleted: deque[str] = deque(maxlen=1024)
 
     @staticmethod
     def _key(interview_id: str) -> str:
@@ -235,7 +245,14 @@ class InterviewRecords:
             raise Conflict("interview id already taken", code="interview_exists")
 
     async def save(self, record: InterviewRecord) -> None:
+        if record.id in self._deleted:
+            return
         await self._store.put(self._key(record.id), record.to_json(), ttl_s=self._ttl_s)
+
+    async def delete(self, interview_id: str) -> bool:
+        """Remove a record for good: later saves of it from this process are dropped."""
+        self._deleted.append(interview_id)
+        return await self._store.delete(self._key(interview_id))
 
     async def load(self, interview_id: str) -> InterviewRecord:
         raw = await self._store.get(self._key(interview_id))

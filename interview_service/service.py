@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -19,7 +20,14 @@ from prometheus_client import Counter, Gauge
 
 from backend.core.auth import Principal
 from backend.core.clock import iso
-from backend.core.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, Unavailable
+from backend.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
 from backend.core.metrics import Metrics
 from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
@@ -27,6 +35,7 @@ from interview_service.conversation_seam import Conversation, ConversationFactor
 from interview_service.greeter import Greeter
 from interview_service.peer import PeerOptions, parse_candidate
 from interview_service.plan import DEFAULT_QUESTIONS
+from interview_service.recording import RecordingStore
 from interview_service.records import (
     InterviewRecord,
     InterviewRecords,
@@ -43,6 +52,7 @@ from interview_service.voice.factory import stack_builder, turn_histogram
 from interview_service.voice.measures import local_measurements
 from interview_service.voice.providers import ResultsWriter, Turn
 from interview_service.voice.stack import VoiceStack
+from interview_service.wrap_up import WrapUp
 
 log = structlog.get_logger(__name__)
 
@@ -76,9 +86,11 @@ class InterviewService:
         store: Store,
         metrics: Metrics,
         conversations: ConversationFactory | None = None,
+        recordings: RecordingStore | None = None,
     ) -> None:
         self.settings = settings
-        self.records = InterviewRecords(store, ttl_s=settings.interview_record_ttl_s)
+        self.records = InterviewRecords(store, ttl_s=settings.interview_retention_s)
+        self.wrap_up = WrapUp(settings, store, self.records, recordings, metrics.registry)
         self.calls: dict[str, Call] = {}
         self._metrics = InterviewMetrics(metrics)
         self._conversations: ConversationFactory | None = conversations
@@ -115,6 +127,8 @@ class InterviewService:
                 retry_after_s=10,
             )
         user_id = _user_id(principal, body.get("user_id"))
+        webhook_url = body.get("webhook_url") or None
+        await self.wrap_up.check(webhook_url=webhook_url, record=bool(body.get("record")))
         factory = await self._conversation_factory()
         record = await self._new_record(principal.sub, user_id, body)
         await self.records.create(record)
@@ -125,6 +139,7 @@ class InterviewService:
             peer_options=lambda: self._peer_options(record),
             limits=self._limits,
             on_finished=self._forget,
+            recorder=self.wrap_up.recorder(record),
         )
         self.calls[record.id] = call
         self._metrics.live.set(len(self.calls))
@@ -164,6 +179,8 @@ class InterviewService:
                 self.settings.interview_max_follow_ups if follow_ups is None else int(follow_ups)
             ),
             rubric=[dict(criterion) for criterion in body.get("rubric") or []],
+            record_audio=bool(body.get("record")),
+            webhook_url=body.get("webhook_url") or None,
         )
 
     async def _questions(self, body: Mapping[str, Any]) -> tuple[list[str], str]:
@@ -232,6 +249,7 @@ class InterviewService:
                 duration_s=call.record.duration_s(),
             )
             conversation = call.conversation
+            evaluation = None
             if isinstance(conversation, VoiceConversation) and conversation.will_evaluate:
                 call.record.evaluation = "pending"
                 writer = conversation.stack.results
@@ -239,6 +257,8 @@ class InterviewService:
                 task = asyncio.get_running_loop().create_task(self._evaluate(call, writer))
                 self._evaluations.add(task)
                 task.add_done_callback(self._evaluations.discard)
+                evaluation = task
+            self.wrap_up.begin(call.record, call.recorder, evaluation, self.results_view, call.save)
 
     async def _evaluate(self, call: Call, writer: ResultsWriter) -> None:
         """Rubric results after the call, bounded in time; the record says how it went.
@@ -282,6 +302,7 @@ class InterviewService:
             task.cancel()
         if self._evaluations:
             await asyncio.gather(*self._evaluations, return_exceptions=True)
+        await self.wrap_up.close()  # webhooks not yet delivered stay in the outbox
         async with self._voice_lock:  # a stack being built in its thread is waited for
             if self._voice is not None:
                 await self._voice.aclose()
@@ -307,6 +328,9 @@ class InterviewService:
 
     async def results(self, principal: Principal, interview_id: str) -> dict[str, Any]:
         record = await self.record(principal, interview_id)
+        return {**self.results_view(record), **await self.wrap_up.views(record)}
+
+    def results_view(self, record: InterviewRecord) -> dict[str, Any]:
         return {
             "session_id": record.id,
             "status": record.status.value,
@@ -414,7 +438,29 @@ class InterviewService:
         elif not record.final:
             record.move(InterviewStatus.ENDED, reason="ended_by_client")
             await self.records.save(record)
+            await self.wrap_up.send_results(record, self.results_view)
         return record.status_view()
+
+    async def delete(self, principal: Principal, interview_id: str) -> None:
+        """Remove everything of an interview (its call ended first); others see 404."""
+        call = self.calls.get(interview_id)
+        record = call.record if call else await self.records.load(interview_id)
+        if not principal.may_access(record.owner):
+            raise NotFound(f"no interview {interview_id!r}", code="interview_not_found")
+        self.wrap_up.forget_soon(interview_id)
+        if call is not None:
+            await call.finish(InterviewStatus.ENDED, "deleted")
+        await self.wrap_up.remove(interview_id)
+
+    async def recording(
+        self, principal: Principal, interview_id: str
+    ) -> tuple[Path | None, str | None]:
+        """The stored recording: (a local file to serve, or a URL to redirect to)."""
+        record = await self.record(principal, interview_id)
+        path, link = await self.wrap_up.recording(record)
+        if path is None and link is None:
+            raise NotFound("this interview has no recording", code="no_recording")
+        return path, link
 
     # ---- ICE ---------------------------------------------------------------------------
 
@@ -463,8 +509,10 @@ async def open_interviews(
     store: Store,
     metrics: Metrics,
     conversations: ConversationFactory | None = None,
+    recordings: RecordingStore | None = None,
 ) -> AsyncIterator[InterviewService]:
-    service = InterviewService(settings, store, metrics, conversations)
+    service = InterviewService(settings, store, metrics, conversations, recordings)
+    service.wrap_up.start()
     try:
         yield service
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -27,7 +28,10 @@ class InterviewSettings(VoiceSettings):
     interview_connect_timeout_s: float = Field(default=120.0, gt=0)
     interview_idle_timeout_s: float = Field(default=60.0, gt=0)
     interview_max_duration_s: float = Field(default=3600.0, gt=0)
-    interview_record_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Retention: records, transcripts, webhook outboxes and recordings (docs/interview.md).
+    # A float so tests can ask for seconds; records keep this TTL in the store.
+    interview_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    interview_retention_sweep_s: float = Field(default=3600.0, gt=0)
     interview_ice_gather_timeout_s: float = Field(default=5.0, gt=0, le=60)
     interview_relay_only: bool = False  # the server peer relays through TURN only (ECS)
     interview_heartbeat_s: float = Field(default=5.0, gt=0)
@@ -35,6 +39,23 @@ class InterviewSettings(VoiceSettings):
     interview_sdp_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     # Follow-ups the interviewer may ask per question (a start's max_follow_ups overrides)
     interview_max_follow_ups: int = Field(default=1, ge=0, le=5)
+
+    # Recordings (record: true): written while the call runs, stored after the end
+    interview_recordings_dir: Path = Path("recordings")  # local store, not under /media
+    # Where clients reach this service, for absolute recording URLs ("" : relative paths)
+    interview_public_base_url: str = ""
+
+    # Webhooks (webhook_url on /start)
+    webhook_secret: SecretStr | None = None
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(default=600.0, gt=0, le=24 * 3600)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_allow_private: bool = False  # loopback/private targets (tests, on-premises)
+
+    @property
+    def interview_retention_s(self) -> float:
+        return self.interview_retention_days * 86400
 
     @field_validator("stun_urls", mode="before")
     @classmethod

@@ -29,7 +29,7 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 ENV_PREFIXES = (
     "AUTH_", "REDIS_", "OPENAI_", "TURN_", "APIGW_", "FRONTEND_", "INTERVIEW_",
-    "STT_", "LLM_", "TTS_", "FAKE_VOICE_", "PIPELINE_", "MEDIA_", "S3_",
+    "STT_", "LLM_", "TTS_", "FAKE_VOICE_", "PIPELINE_", "MEDIA_", "S3_", "WEBHOOK_",
 )  # fmt: skip
 
 

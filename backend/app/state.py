@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from backend.app.recordings import open_recordings
 from backend.app.settings import Settings
 from backend.core.api_keys import ApiKeys
 from backend.core.auth import TokenVerifier
@@ -84,7 +85,11 @@ async def open_app_state(
         gateway = await stack.enter_async_context(
             open_gateway(settings, store, auth, metrics, hub=hub, limiter=limiter)
         )
-        interviews = await stack.enter_async_context(open_interviews(settings, store, metrics))
+        interviews = await stack.enter_async_context(
+            open_interviews(
+                settings, store, metrics, recordings=open_recordings(settings, pipeline_settings)
+            )
+        )
         pipeline = await stack.enter_async_context(
             open_pipeline(
                 pipeline_settings,

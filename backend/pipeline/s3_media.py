@@ -95,6 +95,15 @@ class S3Media:
             raise
         return head["ContentLength"] == size and head.get("Metadata", {}).get("sha256") == digest
 
+    async def link(self, key: str) -> str:
+        """A presigned GET URL of an object already published (S3_URL_TTL_S)."""
+        return await asyncio.to_thread(
+            self._client.generate_presigned_url,
+            "get_object",
+            Params={"Bucket": self._bucket, "Key": self._prefix + key},
+            ExpiresIn=self._ttl_s,
+        )
+
     async def remove(self, prefix: str) -> None:
         await asyncio.to_thread(self._remove, self._prefix + prefix)
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.app.deps import PrincipalDep, StateDep, rate_limit
@@ -15,6 +16,7 @@ from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
 from interview_service.report import CONTENT_SECURITY_POLICY
+from interview_service.webhook_targets import WebhookTargetRefused
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
 MAX_BODY_BYTES = 256 * 1024
@@ -72,6 +74,11 @@ class StartBody(BaseModel):
     max_follow_ups: int | None = Field(default=None, ge=0, le=5, strict=True)
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
     max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
+    # POSTed the results when the interview ends, signed (X-Signature); https in production,
+    # never a private address unless WEBHOOK_ALLOW_PRIVATE
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
+    # The candidate's consent to keeping the call's audio (recording_url in the results)
+    record: bool = Field(default=False, strict=True)
 
     @field_validator("rubric")
     @classmethod
@@ -123,10 +130,15 @@ async def interview_health(state: StateDep) -> dict[str, str]:
     "/start",
     status_code=201,
     dependencies=[StartLimit],
-    responses=error_responses(400, 401, 403, 429, 503),
+    responses=error_responses(400, 401, 403, 422, 429, 503),
 )
 async def start(body: StartBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
-    return await state.interviews.start(principal, body.model_dump())
+    try:
+        return await state.interviews.start(principal, body.model_dump())
+    except WebhookTargetRefused as exc:  # a field the schema cannot judge: a 422 all the same
+        raise RequestValidationError(
+            [{"loc": ("body", "webhook_url"), "msg": exc.message, "type": exc.code}]
+        ) from None
 
 
 @router.get("/{interview_id}/status", responses=_READ)
@@ -255,6 +267,35 @@ async def end(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await state.interviews.end(principal, interview_id)
+
+
+@router.get(
+    "/{interview_id}/recording",
+    responses={
+        **_READ,
+        200: {"content": {"audio/ogg": {}}, "description": "The recording (stereo Opus/Ogg)"},
+        307: {"description": "Redirect to the stored recording (S3 presigned URL)"},
+    },
+    response_class=FileResponse,
+)
+async def recording(interview_id: InterviewId, state: StateDep, principal: PrincipalDep) -> Any:
+    """The call's recording (``record: true``), for its owner: left candidate, right interviewer."""
+    path, link = await state.interviews.recording(principal, interview_id)
+    if path is not None:
+        return FileResponse(
+            path,
+            media_type="audio/ogg",
+            filename=f"interview-{interview_id}.ogg",
+            headers={"Cache-Control": "private, no-store"},
+        )
+    return RedirectResponse(str(link), status_code=307)
+
+
+@router.delete("/{interview_id}", status_code=204, responses=error_responses(401, 404, 503))
+async def delete(interview_id: InterviewId, state: StateDep, principal: PrincipalDep) -> Response:
+    """Remove everything of an interview (record, transcript, recording, webhook outbox)."""
+    await state.interviews.delete(principal, interview_id)
+    return Response(status_code=204)
 
 
 DEMO_PAGE = Path(__file__).resolve().parents[1] / "static" / "interview.html"
