@@ -17,7 +17,7 @@ DEFAULT_QUESTIONS = (
     "Tell me about a project you are proud of.",
     "What would you like to learn next?",
 )
-WRAP_UP_S = 120.0  # the warning comes this long before the end ("two minutes left")
+WARNING_S = 120.0  # the warning comes this long before the end ("two minutes left")
 CLOSING_S = 20.0  # the closing line starts this long before the end
 CLOSING_LINE = "We are out of time, so let's stop here. Thank you for your answers today. Goodbye."
 NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
@@ -40,9 +40,9 @@ class InterviewPlan:
     # A short interview scales both down, so the closing line still has time to be heard.
 
     @property
-    def wrap_up_at_s(self) -> float:
+    def warning_at_s(self) -> float:
         """When the interviewer says how little time is left (seconds into the call)."""
-        return self.max_duration_s - min(WRAP_UP_S, self.max_duration_s * 2 / 3)
+        return self.max_duration_s - min(WARNING_S, self.max_duration_s * 2 / 3)
 
     @property
     def closing_at_s(self) -> float:
@@ -52,7 +52,7 @@ class InterviewPlan:
 
 class Cue(StrEnum):
     NONE = "none"
-    WRAP_UP = "wrap_up"  # say how much time is left, then go on
+    WARN = "warn"  # say how much time is left, then go on
     CLOSE = "close"  # say the closing line and end
 
 
@@ -88,9 +88,9 @@ class PlanProgress:
         """What the clock asks for before the next reply; the warning is given once."""
         if elapsed_s >= self.plan.closing_at_s:
             return Cue.CLOSE
-        if elapsed_s >= self.plan.wrap_up_at_s and not self.warned:
+        if elapsed_s >= self.plan.warning_at_s and not self.warned:
             self.warned = True
-            return Cue.WRAP_UP
+            return Cue.WARN
         return Cue.NONE
 
 

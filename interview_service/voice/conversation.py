@@ -110,9 +110,9 @@ class VoiceConversation:
                 if answer is None:
                     continue
                 outcome = Reply(may_follow_up=self.progress.may_follow_up())
-                if cue is Cue.WRAP_UP:
+                if cue is Cue.WARN:
                     left = self.progress.time_left_s(time.monotonic() - self._began)
-                    outcome.wrap_up = time_left_line(left)
+                    outcome.time_warning = time_left_line(left)
                 await self._run_reply(self._speak_reply(outcome, answer))
                 self.progress.replied(outcome.question_index)
                 if outcome.finished:
@@ -295,9 +295,9 @@ class VoiceConversation:
         spoken: list[Spoken] = []
         buffer = ""
         try:
-            if outcome.wrap_up:  # "we have about two minutes left", before the reply
-                pieces.append(outcome.wrap_up + " ")
-                await self._synthesize(outcome.wrap_up, spoken, metrics)
+            if outcome.time_warning:  # "we have about two minutes left", before the reply
+                pieces.append(outcome.time_warning + " ")
+                await self._synthesize(outcome.time_warning, spoken, metrics)
                 began = time.perf_counter()
             # aclosing: a cancelled reply closes the model's stream now, not at GC
             stream = contextlib.aclosing(self.interviewer.reply(self.history, outcome))

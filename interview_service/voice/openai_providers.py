@@ -300,9 +300,9 @@ def _directives(outcome: Reply) -> list[Any]:
             "The follow-ups for the current question are used up: do not ask another "
             "follow-up now. Ask the next numbered question, or close if none is left."
         )
-    if outcome.wrap_up:
+    if outcome.time_warning:
         notes.append(
-            f'You have just said: "{outcome.wrap_up}" Time is nearly up: ask at most one '
+            f'You have just said: "{outcome.time_warning}" Time is nearly up: ask at most one '
             "more short question, then thank the candidate, say goodbye and end with [END]."
         )
     return [{"role": "system", "content": note} for note in notes]

@@ -49,7 +49,7 @@ class Reply:
     metadata: dict[str, Any] = field(default_factory=dict)
     # What the plan (interview_service/plan.py) asks of this reply, set before it starts
     may_follow_up: bool = True  # False: this question's follow-ups are used up
-    wrap_up: str | None = None  # time is short: the warning, spoken before the reply
+    time_warning: str | None = None  # time is short: the warning, spoken before the reply
 
 
 class Interviewer(Protocol):

@@ -344,7 +344,7 @@ async def test_the_plan_reaches_the_interviewer_as_instructions(fake: FakeOpenAI
         job_description=JOB,
         max_follow_ups=2,
     )
-    outcome = Reply(may_follow_up=False, wrap_up="We have about two minutes left.")
+    outcome = Reply(may_follow_up=False, time_warning="We have about two minutes left.")
     await _collect(interviewer.reply([Turn("candidate", "I like it.")], outcome))
     messages = fake.seen("chat")[0]["messages"]
     assert JOB in messages[0]["content"]

@@ -66,7 +66,7 @@ def test_the_last_question_has_no_next() -> None:
 def test_the_clock_warns_once_then_closes() -> None:
     progress = PlanProgress(_plan(max_duration_s=1800))
     assert progress.cue(1000) is Cue.NONE
-    assert progress.cue(1681) is Cue.WRAP_UP  # two minutes before the end
+    assert progress.cue(1681) is Cue.WARN  # two minutes before the end
     assert progress.cue(1700) is Cue.NONE  # said once
     assert progress.cue(1781) is Cue.CLOSE  # 20 s before the end: the closing line
     assert progress.time_left_s(1781) == 19
@@ -74,7 +74,7 @@ def test_the_clock_warns_once_then_closes() -> None:
 
 def test_a_short_interview_scales_its_warning_and_closing() -> None:
     plan = _plan(max_duration_s=12)
-    assert plan.wrap_up_at_s == 4
+    assert plan.warning_at_s == 4
     assert plan.closing_at_s == 6
     assert _plan(max_duration_s=60).closing_at_s == 40  # 20 s for the goodbye
 
