@@ -10,26 +10,15 @@ Nothing here knows about aiortc.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import av
 
+# The plan lives in its own pure module; it is named here too, where it always was.
+from interview_service.plan import InterviewPlan as InterviewPlan
+
 SAMPLE_RATE_OUT = 48_000
 FRAME_MS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class InterviewPlan:
-    """What the interviewer needs to know about one interview."""
-
-    interview_id: str
-    user_id: str
-    role: str | None = None
-    questions: tuple[str, ...] = ()
-    language: str = "en"
-    max_duration_s: float = 1800.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class EventSink(Protocol):

@@ -3,6 +3,11 @@
 A record outlives its call (results are read after the end) and lives under
 ``interview:{id}`` for ``INTERVIEW_RETENTION_DAYS`` after its last change. Only the
 process that holds the call changes a live record, so writes are plain puts.
+
+Times are Unix seconds inside (floats in the stored JSON) and ISO 8601 UTC strings in
+every view an API answers with. Loading is lenient, so a rolling deploy can read records
+written by the release before or after it: unknown fields are ignored, missing ones take
+their defaults, and a time may be either a number or an ISO string.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from backend.core.clock import iso, iso_or_none, to_seconds
 from backend.core.errors import Conflict, NotFound
 from backend.core.storage import Store
+from interview_service.plan import InterviewPlan
 
 
 class InterviewStatus(StrEnum):
@@ -65,6 +72,16 @@ class TranscriptLine:
     final: bool = True
     source: str = "server"  # "server" (recognised/spoken) or "client" (POST /transcript)
 
+    def view(self) -> dict[str, Any]:
+        """The line as the API answers it: times as ISO 8601 UTC."""
+        return {
+            "role": self.role,
+            "text": self.text,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "interrupted": self.interrupted,
+        }
+
 
 @dataclass(slots=True)
 class InterviewRecord:
@@ -99,6 +116,14 @@ class InterviewRecord:
     # The stored recording: {"key", "content_type", "bytes", "duration_s"}, or
     # {"error": ...} when it could not be kept
     recording: dict[str, Any] | None = None
+    # The plan (interview_service/plan.py): where the questions came from, the follow-up
+    # cap per question, and the rubric the evaluation scores against
+    job_description: str | None = None
+    questions_source: str = "given"  # given | drafted | default
+    max_follow_ups: int = 1
+    rubric: list[dict[str, Any]] = field(default_factory=list)
+    unscored: list[dict[str, str]] = field(default_factory=list)  # criteria without evidence
+    evaluation_notes: list[str] = field(default_factory=list)  # quotes that were dropped
 
     @property
     def final(self) -> bool:
@@ -122,6 +147,8 @@ class InterviewRecord:
         if to in FINAL:
             self.ended_at = now
             self.end_reason = reason or to.value
+            # the peer connection is gone with the call: never "connected" after the end
+            self.connection_state = self.ice_connection_state = "closed"
         return True
 
     def duration_s(self, now: float | None = None) -> float:
@@ -137,14 +164,35 @@ class InterviewRecord:
             index -= 1
         self.transcript.insert(index, line)
 
+    def plan(self) -> InterviewPlan:
+        """What the interviewer is given: the questions, their follow-ups, the time."""
+        return InterviewPlan(
+            self.id,
+            self.user_id,
+            self.role,
+            tuple(self.questions),
+            self.language,
+            self.max_duration_s,
+            job_description=self.job_description,
+            max_follow_ups=self.max_follow_ups,
+        )
+
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> InterviewRecord:
-        data: dict[str, Any] = json.loads(raw)
+        data: dict[str, Any] = _known(cls, json.loads(raw))
         data["status"] = InterviewStatus(data["status"])
-        data["transcript"] = [TranscriptLine(**line) for line in data.get("transcript", [])]
+        for name in ("created_at", "expires_at", "started_at", "ended_at"):
+            if data.get(name) is not None:
+                data[name] = to_seconds(data[name])
+        lines = []
+        for line in data.get("transcript", []):
+            line = _known(TranscriptLine, line)
+            line["start"], line["end"] = to_seconds(line["start"]), to_seconds(line["end"])
+            lines.append(TranscriptLine(**line))
+        data["transcript"] = lines
         return cls(**data)
 
     def status_view(self) -> dict[str, Any]:
@@ -152,11 +200,12 @@ class InterviewRecord:
         return {
             "session_id": self.id,
             "status": self.status.value,
-            "connection_state": self.connection_state,
-            "ice_connection_state": self.ice_connection_state,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
+            # a record stored before the end closed its state reads closed all the same
+            "connection_state": "closed" if self.final else self.connection_state,
+            "ice_connection_state": "closed" if self.final else self.ice_connection_state,
+            "created_at": iso(self.created_at),
+            "started_at": iso_or_none(self.started_at),
+            "ended_at": iso_or_none(self.ended_at),
             "duration_s": self.duration_s(),
             "turns": self.turns,
             "current_question": (
@@ -167,6 +216,12 @@ class InterviewRecord:
             "end_reason": self.end_reason,
             "media": dict(self.media),
         }
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields ``kind`` has; others (from a newer release) are left out."""
+    names = {f.name for f in fields(kind)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 class InterviewRecords:

@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 
 from backend.core.auth import Principal
+from backend.core.clock import iso
 from backend.core.errors import (
     Conflict,
     Forbidden,
@@ -41,6 +43,7 @@ from interview_service.forwarding import HEADER, ForwardedFrom, Forwarder, Incom
 from interview_service.greeter import Greeter
 from interview_service.owners import Instance, Owners
 from interview_service.peer import PeerOptions, parse_candidate
+from interview_service.plan import DEFAULT_QUESTIONS
 from interview_service.recording import RecordingStore
 from interview_service.records import (
     InterviewRecord,
@@ -48,12 +51,15 @@ from interview_service.records import (
     InterviewStatus,
     TranscriptLine,
 )
+from interview_service.report import render_report
+from interview_service.scoring import rubric_from
 from interview_service.sdp_shape import check_sdp
 from interview_service.settings import InterviewSettings
 from interview_service.turn_credentials import TurnServerSettings, ice_servers, server_ice_servers
 from interview_service.voice.conversation import VoiceConversation
 from interview_service.voice.factory import stack_builder, turn_histogram
 from interview_service.voice.measures import local_measurements
+from interview_service.voice.providers import ResultsWriter, Turn
 from interview_service.voice.stack import VoiceStack
 from interview_service.wrap_up import WrapUp
 
@@ -168,41 +174,16 @@ class InterviewService:
                 code="interview_capacity",
                 retry_after_s=10,
             )
-        now = time.time()
-        max_duration = min(
-            float(body.get("max_duration_s") or self.settings.interview_max_duration_s),
-            self.settings.interview_max_duration_s,
-        )
+        user_id = _user_id(principal, body.get("user_id"))
         webhook_url = body.get("webhook_url") or None
         await self.wrap_up.check(webhook_url=webhook_url, record=bool(body.get("record")))
-        record = InterviewRecord(
-            id=uuid.uuid4().hex,
-            user_id=_user_id(principal, body.get("user_id")),
-            owner=principal.sub,
-            role=body.get("role"),
-            questions=list(body.get("questions") or []),
-            language=str(body.get("language") or "en"),
-            max_duration_s=max_duration,
-            created_at=now,
-            expires_at=now + self.settings.interview_connect_timeout_s,
-            record_audio=bool(body.get("record")),
-            webhook_url=webhook_url,
-        )
         factory = await self._conversation_factory()
+        record = await self._new_record(principal.sub, user_id, body)
         await self.records.create(record)
-        plan = InterviewPlan(
-            record.id,
-            record.user_id,
-            record.role,
-            tuple(record.questions),
-            record.language,
-            record.max_duration_s,
-            extra={"job_description": body.get("job_description")},
-        )
         call = Call(
             record,
             records=self.records,
-            conversation=factory(plan),
+            conversation=factory(record.plan()),
             peer_options=lambda: self._peer_options(record),
             limits=self._limits,
             on_finished=self._forget,
@@ -221,9 +202,68 @@ class InterviewService:
         return {
             "session_id": record.id,
             "status": record.status.value,
-            "ice_servers": self._browser_ice_servers(record, now),
-            "expires_at": record.expires_at,
+            "ice_servers": self._browser_ice_servers(record, record.created_at),
+            "expires_at": iso(record.expires_at),
+            "questions": record.questions,
+            "questions_source": record.questions_source,
         }
+
+    async def _new_record(
+        self, owner: str, user_id: str, body: Mapping[str, Any]
+    ) -> InterviewRecord:
+        """The record of a new interview, with its plan (its questions drafted if need be)."""
+        questions, source = await self._questions(body)
+        follow_ups = body.get("max_follow_ups")
+        now = time.time()
+        return InterviewRecord(
+            id=uuid.uuid4().hex,
+            user_id=user_id,
+            owner=owner,
+            role=body.get("role"),
+            questions=questions,
+            language=str(body.get("language") or "en"),
+            max_duration_s=min(
+                float(body.get("max_duration_s") or self.settings.interview_max_duration_s),
+                self.settings.interview_max_duration_s,
+            ),
+            created_at=now,
+            expires_at=now + self.settings.interview_connect_timeout_s,
+            job_description=body.get("job_description"),
+            questions_source=source,
+            max_follow_ups=(
+                self.settings.interview_max_follow_ups if follow_ups is None else int(follow_ups)
+            ),
+            rubric=[dict(criterion) for criterion in body.get("rubric") or []],
+            record_audio=bool(body.get("record")),
+            webhook_url=body.get("webhook_url") or None,
+        )
+
+    async def _questions(self, body: Mapping[str, Any]) -> tuple[list[str], str]:
+        """The plan's questions: given, drafted from the job description, or the default."""
+        if body.get("questions"):
+            return list(body["questions"]), "given"
+        description = body.get("job_description")
+        drafter = self._voice.drafter if self._voice is not None else None
+        if not description or drafter is None:  # the local stack drafts nothing
+            return list(DEFAULT_QUESTIONS), "default"
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.interview_provider_timeout_s * 2):
+                drafted = await drafter.draft(
+                    body.get("role"), description, language=str(body.get("language") or "en")
+                )
+        except Exception as exc:
+            log.warning("question_drafting_failed", error=repr(exc)[:300])
+            raise Unavailable(
+                "the interviewer could not draft questions from the job description; "
+                "try again, or pass questions",
+                code="question_drafting_failed",
+                retry_after_s=5,
+            ) from exc
+        log.info(
+            "questions_drafted", count=len(drafted), seconds=round(time.perf_counter() - began, 3)
+        )
+        return drafted, "drafted"
 
     async def _conversation_factory(self) -> ConversationFactory:
         if self._conversations is not None:
@@ -273,7 +313,9 @@ class InterviewService:
             evaluation = None
             if isinstance(conversation, VoiceConversation) and conversation.will_evaluate:
                 call.record.evaluation = "pending"
-                task = asyncio.get_running_loop().create_task(self._evaluate(call, conversation))
+                writer = conversation.stack.results
+                assert writer is not None  # will_evaluate says there is one
+                task = asyncio.get_running_loop().create_task(self._evaluate(call, writer))
                 self._evaluations.add(task)
                 task.add_done_callback(self._evaluations.discard)
                 evaluation = task
@@ -289,27 +331,37 @@ class InterviewService:
         except Exception as exc:  # the lease expires by itself; the sweeper finds it final
             log.warning("interview_release_failed", interview_id=call.id, error=repr(exc))
 
-    async def _evaluate(self, call: Call, conversation: VoiceConversation) -> None:
-        """Rubric results after the call, bounded in time; the record says how it went."""
+    async def _evaluate(self, call: Call, writer: ResultsWriter) -> None:
+        """Rubric results after the call, bounded in time; the record says how it went.
+
+        Scored from the record's transcript, the one the results and the report show, so
+        every quote can be found there."""
         record = call.record
         began = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.settings.interview_provider_timeout_s * 2):
-                outcome = await conversation.evaluate()
+        plan = {
+            "role": record.role,
+            "questions": record.questions,
+            "language": record.language,
+            "rubric": record.rubric,
+        }
+        transcript = [Turn(line.role, line.text) for line in record.transcript]
+        try:  # a re-ask may double the time
+            async with asyncio.timeout(self.settings.interview_provider_timeout_s * 4):
+                scored = await writer.evaluate(plan, transcript)
         except Exception as exc:
             record.evaluation = "failed"
             log.warning("evaluation_failed", interview_id=record.id, error=repr(exc)[:300])
         else:
-            if outcome is None:
-                record.evaluation = "none"
-            else:
-                record.summary, record.scores = outcome
-                record.evaluation = "ready"
-                log.info(
-                    "evaluation_ready",
-                    interview_id=record.id,
-                    seconds=round(time.perf_counter() - began, 3),
-                )
+            record.summary, record.scores = scored.summary, scored.scores
+            record.unscored, record.evaluation_notes = scored.unscored, scored.notes
+            record.evaluation = "ready"
+            log.info(
+                "evaluation_ready",
+                interview_id=record.id,
+                scored=len(scored.scores),
+                unscored=len(scored.unscored),
+                seconds=round(time.perf_counter() - began, 3),
+            )
         await call.save()
 
     # ---- ownership, sweeping and draining (with a shared store) -----------------------
@@ -503,21 +555,22 @@ class InterviewService:
         return {
             "session_id": record.id,
             "status": record.status.value,
-            "transcript": [
-                {
-                    "role": line.role,
-                    "text": line.text,
-                    "start": line.start,
-                    "end": line.end,
-                    "interrupted": line.interrupted,
-                }
-                for line in record.transcript
-            ],
+            "transcript": [line.view() for line in record.transcript],
             # Only a language model scores, with quotes as evidence; the local stack
             # reports measurements and invents no scores.
             "summary": record.summary,
             "scores": record.scores,
+            "unscored": record.unscored,  # criteria no quote of the candidate supported
             "evaluation": record.evaluation,
+            "evaluation_notes": record.evaluation_notes,
+            "plan": {
+                "role": record.role,
+                "questions": record.questions,
+                "questions_source": record.questions_source,
+                "max_follow_ups": record.max_follow_ups,
+                "max_duration_s": record.max_duration_s,
+                "rubric": [asdict(c) for c in rubric_from(record.rubric)],
+            },
             "interviewer": record.interviewer,
             "metrics": {
                 "duration_s": record.duration_s(),
@@ -528,6 +581,12 @@ class InterviewService:
                 "per_turn": record.turn_metrics,
             },
         }
+
+    async def report(self, principal: Principal, interview_id: str) -> str:
+        """The results as an HTML page, rendered off the event loop: a one-hour interview
+        takes a few ms (bench/interview_report.py), a markup-heavy one ten times that."""
+        results = await self.results(principal, interview_id)
+        return await asyncio.to_thread(render_report, results)
 
     # ---- signaling ---------------------------------------------------------------------
 
@@ -596,7 +655,7 @@ class InterviewService:
         else:
             record.add_line(line)
             await self.records.save(record)
-        return {"id": line.id, "role": role, "text": text, "start": at, "end": at}
+        return {"id": line.id, **line.view()}
 
     async def end(self, principal: Principal, interview_id: str) -> dict[str, Any]:
         record = await self.record(principal, interview_id)

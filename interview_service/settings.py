@@ -37,6 +37,8 @@ class InterviewSettings(VoiceSettings):
     interview_heartbeat_s: float = Field(default=5.0, gt=0)
     interview_demo_page: bool = True  # GET /demo/interview, the browser test page
     interview_sdp_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    # Follow-ups the interviewer may ask per question (a start's max_follow_ups overrides)
+    interview_max_follow_ups: int = Field(default=1, ge=0, le=5)
 
     # Recordings (record: true): written while the call runs, stored after the end
     interview_recordings_dir: Path = Path("recordings")  # local store, not under /media

@@ -23,6 +23,7 @@ import structlog
 
 from interview_service.conversation_seam import EventSink, InterviewPlan
 from interview_service.paced_audio import PacedSource
+from interview_service.plan import CLOSING_LINE, Cue, PlanProgress, time_left_line
 from interview_service.voice.listener import Listener, ListenerFailed, Utterance
 from interview_service.voice.providers import Reply, Turn
 from interview_service.voice.spoken import Spoken, first_sent, sentences_and_rest
@@ -32,6 +33,10 @@ log = structlog.get_logger(__name__)
 
 PLAYOUT_MARGIN_S = 5.0  # beyond the queued audio, before playback counts as stalled
 APOLOGY = "Sorry, I had a problem on my side. Could you say that again?"
+
+
+class TimeUp(Exception):
+    """The plan's closing time came while nobody was speaking."""
 
 
 @dataclass(slots=True)
@@ -51,6 +56,8 @@ class VoiceConversation:
         self.outbound = PacedSource()
         self.history: list[Turn] = []
         self.turn_metrics: list[dict[str, Any]] = []
+        self.progress = PlanProgress(plan)
+        self._began = time.monotonic()
         self._reply: asyncio.Task[None] | None = None
         self._events: EventSink | None = None
         self._listener = Listener(
@@ -86,14 +93,28 @@ class VoiceConversation:
             }
         )
         listener = asyncio.create_task(self._listener.listen(inbound))
+        self._began = time.monotonic()
         try:
             await self._run_reply(self._speak_line(self.interviewer.opening(), question=0))
             while True:
-                answer = await self._hear_answer()
+                try:
+                    answer = await self._hear_answer()
+                except TimeUp:
+                    answer = None
+                cue = self.progress.cue(time.monotonic() - self._began)
+                if cue is Cue.CLOSE:  # the plan's time is up: a closing line, then the end
+                    await self._run_reply(self._speak_line(CLOSING_LINE))
+                    await self._played()
+                    events.send({"type": "interview_complete", "reason": "time_up"})
+                    return
                 if answer is None:
                     continue
-                outcome = Reply()
+                outcome = Reply(may_follow_up=self.progress.may_follow_up())
+                if cue is Cue.WARN:
+                    left = self.progress.time_left_s(time.monotonic() - self._began)
+                    outcome.time_warning = time_left_line(left)
                 await self._run_reply(self._speak_reply(outcome, answer))
+                self.progress.replied(outcome.question_index)
                 if outcome.finished:
                     await self._played()
                     events.send({"type": "interview_complete"})
@@ -191,7 +212,7 @@ class VoiceConversation:
 
     async def _next_utterance(self, *, continuing: bool) -> Utterance | None:
         if not continuing:
-            utterance = await self._utterances.get()
+            utterance = await self._utterance_or_time_up()
             if utterance is None:
                 raise ListenerFailed("the listener stopped; see listener_failed in the log")
             return utterance
@@ -205,6 +226,18 @@ class VoiceConversation:
             await asyncio.sleep(step)
             quiet_s = 0.0 if self._detector.in_speech else quiet_s + step
         return None
+
+    async def _utterance_or_time_up(self) -> Utterance | None:
+        """The next utterance; TimeUp once the plan's closing time has come and the
+        candidate is silent (one who is speaking then is heard to the end of it)."""
+        closing_at = self._began + self.plan.closing_at_s
+        while True:
+            left = closing_at - time.monotonic()
+            if left <= 0 and not self._candidate_going_on():
+                raise TimeUp
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(left, 0.1)):
+                    return await self._utterances.get()
 
     def _candidate_going_on(self) -> bool:
         return self._detector.in_speech or not self._utterances.empty()
@@ -262,11 +295,15 @@ class VoiceConversation:
         spoken: list[Spoken] = []
         buffer = ""
         try:
+            if outcome.time_warning:  # "we have about two minutes left", before the reply
+                pieces.append(outcome.time_warning + " ")
+                await self._synthesize(outcome.time_warning, spoken, metrics)
+                began = time.perf_counter()
             # aclosing: a cancelled reply closes the model's stream now, not at GC
             stream = contextlib.aclosing(self.interviewer.reply(self.history, outcome))
             async with asyncio.timeout(self.stack.provider_timeout_s * 2), stream as pieces_in:
                 async for piece in pieces_in:
-                    if not pieces:
+                    if "llm_first_token_s" not in metrics:
                         metrics["llm_first_token_s"] = round(time.perf_counter() - began, 3)
                     pieces.append(piece)
                     buffer += piece
@@ -380,18 +417,6 @@ class VoiceConversation:
     @property
     def will_evaluate(self) -> bool:
         return self.stack.results is not None and any(t.role == "candidate" for t in self.history)
-
-    async def evaluate(self) -> tuple[str | None, Any] | None:
-        """Rubric scores and a summary, when the stack has a results writer; else None."""
-        writer = self.stack.results
-        if writer is None or not any(t.role == "candidate" for t in self.history):
-            return None
-        plan = {
-            "role": self.plan.role,
-            "questions": list(self.plan.questions),
-            "language": self.plan.language,
-        }
-        return await writer.evaluate(plan, self.history)
 
     # ---- events ------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
     OpenAiInterviewer,
+    OpenAiQuestionDrafter,
     OpenAiResults,
     OpenAiStt,
     OpenAiTts,
@@ -20,6 +21,7 @@ from interview_service.voice.openai_providers import (
 )
 from interview_service.voice.providers import (
     Interviewer,
+    QuestionDrafter,
     ResultsWriter,
     SpeechToText,
     TextToSpeech,
@@ -68,6 +70,7 @@ def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> 
         tts = EspeakTts()
 
     results: ResultsWriter | None = None
+    drafter: QuestionDrafter | None = None
     interviewer: Callable[[InterviewPlan], Interviewer]
     if settings.provider("llm") == "openai" and client is not None:
         llm_client = client
@@ -80,13 +83,18 @@ def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> 
                 role=plan.role,
                 questions=plan.questions,
                 language=plan.language,
+                job_description=plan.job_description,
+                max_follow_ups=plan.max_follow_ups,
             )
 
         results = OpenAiResults(client, settings.openai_results_model or model)
+        drafter = OpenAiQuestionDrafter(client, model)
     else:
 
         def interviewer(plan: InterviewPlan) -> Interviewer:
-            return ScriptedInterviewer(plan.role, plan.questions, plan.language)
+            return ScriptedInterviewer(
+                plan.role, plan.questions, plan.language, max_follow_ups=plan.max_follow_ups
+            )
 
     log.info(
         "voice_stack",
@@ -102,6 +110,7 @@ def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> 
         interviewer=interviewer,
         tts=tts,
         results=results,
+        drafter=drafter,
         histogram=histogram,
         close=client.close if client is not None else None,
     )
@@ -114,6 +123,7 @@ def assemble_stack(
     interviewer: Callable[[InterviewPlan], Interviewer],
     tts: TextToSpeech,
     results: ResultsWriter | None = None,
+    drafter: QuestionDrafter | None = None,
     histogram: Histogram | None = None,
     close: Callable[[], Awaitable[None]] | None = None,
 ) -> VoiceStack:
@@ -138,6 +148,7 @@ def assemble_stack(
         semantic_timeout_s=settings.interview_semantic_timeout_s,
         early_stt_s=settings.interview_early_stt_s,
         results=results,
+        drafter=drafter,
         observe=observe,
         close=close,
     )

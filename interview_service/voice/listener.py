@@ -110,9 +110,8 @@ class Listener:
         self.stt_tasks: set[asyncio.Task[Any]] = set()
         self._interviewer_speaking = interviewer_speaking
         self._barge_in = barge_in
-        job = plan.extra.get("job_description")
         self.vocabulary = stt_prompt(  # STT's prompt: the interview's terms, spelled right
-            plan.role, job if isinstance(job, str) else None, plan.questions
+            plan.role, plan.job_description, plan.questions
         )
 
     async def listen(self, inbound: AsyncIterator[av.AudioFrame]) -> None:

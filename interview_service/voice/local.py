@@ -21,6 +21,7 @@ import structlog
 
 from interview_service.espeak import EspeakVoice
 from interview_service.greeting import greeting
+from interview_service.plan import DEFAULT_QUESTIONS
 from interview_service.voice.providers import VAD_CHUNK, Reply, Turn
 
 log = structlog.get_logger(__name__)
@@ -161,21 +162,28 @@ class ScriptedInterviewer:
     """A deterministic interviewer that works through the question plan.
 
     It is not a language model, and says so (``scripted``, and ``metadata`` on every
-    reply): after a short answer it asks one follow-up, otherwise the next question.
+    reply): after a short answer it follows up (at most ``max_follow_ups`` times per
+    question, and never when the plan says they are used up), otherwise it asks the
+    next question.
     """
 
     name = "scripted"
     scripted = True
 
-    def __init__(self, role: str | None, questions: Sequence[str], language: str = "en") -> None:
+    def __init__(
+        self,
+        role: str | None,
+        questions: Sequence[str],
+        language: str = "en",
+        *,
+        max_follow_ups: int = 1,
+    ) -> None:
         self.role = role
-        self.questions = list(questions) or [
-            "Tell me about a project you are proud of.",
-            "What would you like to learn next?",
-        ]
+        self.questions = list(questions) or list(DEFAULT_QUESTIONS)
         self.language = language
+        self.max_follow_ups = max_follow_ups
         self._asked = 0
-        self._followed_up = False
+        self._follow_ups = 0
 
     def opening(self) -> str:
         return greeting(self.role, self.questions[0])
@@ -183,12 +191,13 @@ class ScriptedInterviewer:
     async def reply(self, history: Sequence[Turn], outcome: Reply) -> AsyncGenerator[str, None]:
         outcome.metadata = {"interviewer": "scripted", "language_model": False}
         last = next((t.text for t in reversed(history) if t.role == "candidate"), "")
-        if len(last.split()) < SHORT_ANSWER_WORDS and not self._followed_up:
-            self._followed_up = True
+        may = outcome.may_follow_up and self._follow_ups < self.max_follow_ups
+        if len(last.split()) < SHORT_ANSWER_WORDS and may:
             outcome.question_index = self._asked
-            yield "Thank you. " + FOLLOW_UPS[self._asked % len(FOLLOW_UPS)]
+            yield "Thank you. " + FOLLOW_UPS[(self._asked + self._follow_ups) % len(FOLLOW_UPS)]
+            self._follow_ups += 1
             return
-        self._followed_up = False
+        self._follow_ups = 0
         self._asked += 1
         if self._asked >= len(self.questions):
             outcome.finished = True

@@ -8,11 +8,10 @@ failure into a short spoken apology, never a dead call.
 from __future__ import annotations
 
 import io
-import json
 import re
 import wave
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import av
 import numpy as np
@@ -23,6 +22,18 @@ from pydantic import BaseModel, Field, ValidationError
 
 from interview_service.conversation_seam import FRAME_MS, SAMPLE_RATE_OUT
 from interview_service.greeting import greeting
+from interview_service.plan import DEFAULT_QUESTIONS
+from interview_service.scoring import (
+    Criterion,
+    EvaluationError,
+    Scored,
+    check,
+    evaluation_schema,
+    reask_prompt,
+    rubric_from,
+    scoring_prompt,
+    settle,
+)
 from interview_service.voice.providers import VAD_RATE, Reply, Turn
 
 log = structlog.get_logger(__name__)
@@ -132,18 +143,31 @@ MARKER = re.compile(r"\[(Q(\d+)|END)\]", re.IGNORECASE)
 MARKER_MAX = 8  # the longest marker, "[Q1234]"
 
 
-def interviewer_prompt(role: str | None, questions: Sequence[str], language: str) -> str:
+def interviewer_prompt(
+    role: str | None,
+    questions: Sequence[str],
+    language: str,
+    *,
+    job_description: str | None = None,
+    max_follow_ups: int = 1,
+) -> str:
     plan = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
     role_text = f" for the {role} role" if role else ""
+    job = f"The job description:\n{job_description[:4000]}\n\n" if job_description else ""
+    follow = (
+        "Do not ask follow-up questions: after each answer, ask the next question."
+        if max_follow_ups <= 0
+        else f"When an answer is vague, you may ask up to {max_follow_ups} brief "
+        "follow-up(s) on that question before moving on."
+    )
     return (
         f"You are a friendly, professional interviewer holding a spoken job interview"
-        f"{role_text}. Speak {language_name(language)} only.\n"
+        f"{role_text}. Speak {language_name(language)} only.\n{job}"
         f"Your questions, in order:\n{plan}\n\n"
         "Rules:\n"
         "- Everything you write is spoken aloud: one to three short sentences, no lists, "
         "no markdown, no emoji.\n"
-        "- Ask one question at a time. When an answer is vague, you may ask one brief "
-        "follow-up before moving on.\n"
+        f"- Ask one question at a time. {follow}\n"
         "- Do not grade the candidate or give feedback during the interview.\n"
         "- Begin every turn that asks one of the numbered questions with its marker, "
         "for example [Q2].\n"
@@ -197,16 +221,21 @@ class OpenAiInterviewer:
         role: str | None,
         questions: Sequence[str],
         language: str,
+        job_description: str | None = None,
+        max_follow_ups: int = 1,
     ) -> None:
         self._client = client
         self.model = model
         self.role = role
-        self.questions = list(questions) or [
-            "Tell me about a project you are proud of.",
-            "What would you like to learn next?",
-        ]
+        self.questions = list(questions) or list(DEFAULT_QUESTIONS)
         self.language = language
-        self._system = interviewer_prompt(role, self.questions, language)
+        self._system = interviewer_prompt(
+            role,
+            self.questions,
+            language,
+            job_description=job_description,
+            max_follow_ups=max_follow_ups,
+        )
 
     def opening(self) -> str:
         return greeting(self.role, self.questions[0])
@@ -216,7 +245,7 @@ class OpenAiInterviewer:
         markers = MarkerFilter(outcome, len(self.questions))
         stream: AsyncStream[ChatCompletionChunk] = await self._client.chat.completions.create(
             model=self.model,
-            messages=self._messages(history),
+            messages=[*self._messages(history), *_directives(outcome)],
             stream=True,
             temperature=0.6,
         )
@@ -265,37 +294,95 @@ class OpenAiInterviewer:
         return messages
 
 
+def _directives(outcome: Reply) -> list[Any]:
+    """What the plan asks of this reply (interview_service/plan.py), as system notes."""
+    notes = []
+    if not outcome.may_follow_up:
+        notes.append(
+            "The follow-ups for the current question are used up: do not ask another "
+            "follow-up now. Ask the next numbered question, or close if none is left."
+        )
+    if outcome.time_warning:
+        notes.append(
+            f'You have just said: "{outcome.time_warning}" Time is nearly up: ask at most one '
+            "more short question, then thank the candidate, say goodbye and end with [END]."
+        )
+    return [{"role": "system", "content": note} for note in notes]
+
+
+# ---- questions from a job description ---------------------------------------------------
+
+DRAFT_MIN, DRAFT_MAX = 4, 6
+DRAFT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["questions"],
+    "properties": {"questions": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+class Drafted(BaseModel):
+    questions: list[Annotated[str, Field(min_length=5, max_length=500)]] = Field(
+        min_length=DRAFT_MIN, max_length=DRAFT_MAX
+    )
+
+
+class DraftingError(RuntimeError):
+    """The model's questions were not 4 to 6 usable questions."""
+
+
+class OpenAiQuestionDrafter:
+    """4 to 6 spoken interview questions from a role and a job description (structured)."""
+
+    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+        self._client = client
+        self.model = model
+
+    async def draft(self, role: str | None, job_description: str, *, language: str) -> list[str]:
+        result = await self._client.chat.completions.create(
+            model=self.model,
+            messages=[
+                {
+                    "role": "system",
+                    "content": "You prepare spoken job interviews. Write "
+                    f"{DRAFT_MIN} to {DRAFT_MAX} open questions, in "
+                    f"{language_name(language)}, that test what this job needs: one sentence "
+                    "each, no lists or markdown, from warm-up to the hardest, each answerable "
+                    "in two minutes of speech.",
+                },
+                {
+                    "role": "user",
+                    "content": f"Role: {role or 'unspecified'}\n"
+                    f"Job description:\n{job_description}",
+                },
+            ],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "interview_questions",
+                    "strict": True,
+                    "schema": DRAFT_SCHEMA,
+                },
+            },
+            temperature=0.4,
+        )
+        try:
+            drafted = Drafted.model_validate_json(result.choices[0].message.content or "")
+        except ValidationError as exc:
+            raise DraftingError(f"the drafted questions did not validate: {exc}") from exc
+        return [" ".join(q.split()) for q in drafted.questions]
+
+
 # ---- results -------------------------------------------------------------------------------
-
-RUBRIC = (
-    "relevance: answers address the questions asked",
-    "depth: technical depth and accuracy",
-    "examples: concrete examples from real experience",
-    "communication: clarity and structure",
-)
-
-
-class Score(BaseModel):
-    criterion: str = Field(min_length=1, max_length=80)
-    score: int = Field(ge=1, le=5)
-    evidence: list[str] = Field(max_length=5)
-
-
-class Evaluation(BaseModel):
-    summary: str = Field(min_length=1, max_length=4000)
-    scores: list[Score] = Field(min_length=1, max_length=12)
-
-
-class EvaluationError(RuntimeError):
-    """The model's evaluation was not valid JSON of the expected shape."""
 
 
 class OpenAiResults:
-    """Rubric scores with evidence quotes and a summary, validated before anyone sees them.
+    """Rubric scores with evidence quotes and a summary, checked before anyone sees them.
 
-    A quote that is not in the candidate's own words is dropped, and a score left with no
-    evidence is dropped with it: nothing reaches the results that the transcript does not
-    support.
+    Structured output against the rubric's schema; the answer is checked by
+    :mod:`interview_service.scoring`. What fails is asked again once; quotes that still
+    are not the candidate's words are dropped, and a criterion left with none is
+    reported unscored: nothing reaches the results that the transcript does not support.
     """
 
     name = "openai-rubric"
@@ -304,54 +391,46 @@ class OpenAiResults:
         self._client = client
         self.model = model
 
-    async def evaluate(
-        self, plan: Mapping[str, Any], transcript: Sequence[Turn]
-    ) -> tuple[str | None, Any]:
-        said = "\n".join(f"{t.role.upper()}: {t.text}" for t in transcript)
-        prompt = (
-            f"Role: {plan.get('role') or 'unspecified'}\n"
-            f"Questions: {json.dumps(list(plan.get('questions') or []))}\n"
-            "Score the candidate on each criterion from 1 (poor) to 5 (excellent):\n"
-            + "\n".join(f"- {c}" for c in RUBRIC)
-            + "\nFor each score quote the candidate's exact words as evidence. Answer with "
-            'JSON only: {"summary": "...", "scores": [{"criterion": "...", "score": 3, '
-            '"evidence": ["..."]}]}\n\nTranscript:\n' + said
-        )
+    async def evaluate(self, plan: Mapping[str, Any], transcript: Sequence[Turn]) -> Scored:
+        rubric = rubric_from(plan.get("rubric") or [])
+        candidate = [t.text for t in transcript if t.role == "candidate"]
+        messages: list[Any] = [
+            {"role": "system", "content": "You are a fair, evidence-based interview assessor."},
+            {
+                "role": "user",
+                "content": scoring_prompt(rubric, plan, [(t.role, t.text) for t in transcript]),
+            },
+        ]
+        content = await self._ask(messages, rubric)
+        first = check(content, rubric, candidate)
+        second = None
+        if first.failing:  # once: the failing criteria, with what was wrong
+            log.info("evaluation_reask", failing=sorted(first.failing))
+            messages += [
+                {"role": "assistant", "content": content},
+                {"role": "user", "content": reask_prompt(first.failing)},
+            ]
+            try:
+                second = check(await self._ask(messages, rubric), rubric, candidate)
+            except EvaluationError as exc:
+                log.info("evaluation_reask_invalid", error=str(exc))
+        scored = settle(rubric, first, second)
+        for item in scored.unscored:
+            log.info("evaluation_score_dropped", criterion=item["criterion"], reason="evidence")
+        return scored
+
+    async def _ask(self, messages: list[Any], rubric: Sequence[Criterion]) -> str:
         result = await self._client.chat.completions.create(
             model=self.model,
-            messages=[
-                {"role": "system", "content": "You are a fair, evidence-based interview assessor."},
-                {"role": "user", "content": prompt},
-            ],
-            response_format={"type": "json_object"},
+            messages=messages,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "interview_evaluation",
+                    "strict": True,
+                    "schema": evaluation_schema(rubric),
+                },
+            },
             temperature=0,
         )
-        content = result.choices[0].message.content or ""
-        try:
-            evaluation = Evaluation.model_validate_json(content)
-        except ValidationError as exc:
-            raise EvaluationError(f"invalid evaluation: {exc.error_count()} errors") from exc
-        spoken = _normalise(" ".join(t.text for t in transcript if t.role == "candidate"))
-        scores = []
-        for score in evaluation.scores:
-            quotes = [q for q in score.evidence if _quoted(q, spoken)]
-            if quotes:
-                scores.append(
-                    {"criterion": score.criterion, "score": score.score, "evidence": quotes}
-                )
-            else:
-                log.info(
-                    "evaluation_score_dropped", criterion=score.criterion, reason="no_evidence"
-                )
-        if not scores:
-            raise EvaluationError("no score was supported by a quote from the transcript")
-        return evaluation.summary, scores
-
-
-def _quoted(quote: str, spoken: str) -> bool:
-    words = _normalise(quote)
-    return bool(words) and f" {words} " in f" {spoken} "
-
-
-def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+        return result.choices[0].message.content or ""

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from interview_service.scoring import Scored
+
 VAD_RATE = 16_000
 VAD_CHUNK = 512  # 32 ms at 16 kHz: what Silero expects
 
@@ -52,6 +54,9 @@ class Reply:
     question_index: int | None = None
     finished: bool = False  # the plan is done: say goodbye and end
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What the plan (interview_service/plan.py) asks of this reply, set before it starts
+    may_follow_up: bool = True  # False: this question's follow-ups are used up
+    time_warning: str | None = None  # time is short: the warning, spoken before the reply
 
 
 class Interviewer(Protocol):
@@ -79,9 +84,13 @@ class TextToSpeech(Protocol):
         ...
 
 
+class QuestionDrafter(Protocol):
+    async def draft(self, role: str | None, job_description: str, *, language: str) -> list[str]:
+        """4 to 6 interview questions for the job, before the call."""
+        ...
+
+
 class ResultsWriter(Protocol):
-    async def evaluate(
-        self, plan: Mapping[str, Any], transcript: Sequence[Turn]
-    ) -> tuple[str | None, Any]:
-        """(summary, scores); scores is None where nothing may honestly be scored."""
+    async def evaluate(self, plan: Mapping[str, Any], transcript: Sequence[Turn]) -> Scored:
+        """Scores with evidence quotes held to the transcript, and a summary."""
         ...

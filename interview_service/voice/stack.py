@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.voice.providers import (
     Interviewer,
+    QuestionDrafter,
     ResultsWriter,
     SpeechToText,
     TextToSpeech,
@@ -28,6 +29,7 @@ class VoiceStack:
     semantic_timeout_s: float = 1.0  # the check itself; past it the answer counts as done
     early_stt_s: float = 0.6  # a pause this long starts STT on the speech so far; 0: off
     results: ResultsWriter | None = None  # rubric scoring; None: measurements only
+    drafter: QuestionDrafter | None = None  # questions from a job description; None: local
     observe: Callable[[str, float], None] | None = None  # (stage, seconds) → histograms
     close: Callable[[], Awaitable[None]] | None = None  # closes its clients (OpenAI's)
 

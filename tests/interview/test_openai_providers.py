@@ -10,10 +10,12 @@ import numpy as np
 import openai
 import pytest
 
+from interview_service.scoring import EvaluationError
 from interview_service.voice.openai_providers import (
-    EvaluationError,
+    DraftingError,
     MarkerFilter,
     OpenAiInterviewer,
+    OpenAiQuestionDrafter,
     OpenAiResults,
     OpenAiStt,
     OpenAiTts,
@@ -205,51 +207,149 @@ TRANSCRIPT = [
 ]
 
 
-async def test_results_keep_scores_backed_by_the_candidates_words(fake: FakeOpenAI) -> None:
-    fake.evaluation = json.dumps(
+def _evaluation(*scores: tuple[str, int, list[str]], summary: str = "Solid.") -> str:
+    return json.dumps(
         {
-            "summary": "Experienced with operators.",
+            "summary": summary,
             "scores": [
-                {
-                    "criterion": "depth",
-                    "score": 4,
-                    "evidence": ["I built Kubernetes operators for video rendering"],
-                },
-                {"criterion": "examples", "score": 5, "evidence": ["I led a team of fifty"]},
+                {"criterion": name, "score": score, "evidence": quotes}
+                for name, score, quotes in scores
             ],
         }
     )
-    results = OpenAiResults(client(fake), "judge")
-    summary, scores = await results.evaluate(
-        {"role": "engineer", "questions": QUESTIONS}, TRANSCRIPT
-    )
-    assert summary == "Experienced with operators."
-    # the invented quote is dropped, and its score with it
-    assert scores == [
-        {
-            "criterion": "depth",
-            "score": 4,
-            "evidence": ["I built Kubernetes operators for video rendering"],
-        }
+
+
+RUBRIC = [
+    {"name": "depth", "description": "Technical depth", "scale": 5},
+    {"name": "examples", "description": "Concrete examples", "scale": 4},
+]
+PLAN = {"role": "engineer", "questions": QUESTIONS, "rubric": RUBRIC}
+REAL = "I built Kubernetes operators for video rendering"
+INVENTED = "I led a team of fifty"
+
+
+async def test_results_keep_only_scores_backed_by_the_candidates_words(fake: FakeOpenAI) -> None:
+    # both answers carry the invented quote: it is rejected, re-asked once, then dropped
+    fake.structured = [_evaluation(("depth", 4, [REAL]), ("examples", 3, [INVENTED]))]
+    scored = await OpenAiResults(client(fake), "judge").evaluate(PLAN, TRANSCRIPT)
+    assert scored.summary == "Solid."
+    assert scored.scores == [{"criterion": "depth", "score": 4, "max": 5, "evidence": [REAL]}]
+    assert scored.unscored[0]["criterion"] == "examples"
+    assert INVENTED in scored.unscored[0]["reason"]
+    assert any(INVENTED in note for note in scored.notes)
+
+    first, again = fake.seen("chat")
+    assert first["response_format"]["type"] == "json_schema"
+    assert first["response_format"]["json_schema"]["strict"] is True
+    schema = first["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["scores"]["items"]["properties"]["criterion"]["enum"] == [
+        "depth",
+        "examples",
     ]
-    request = fake.seen("chat")[0]
-    assert request["response_format"] == {"type": "json_object"}
-    assert "Because I love video." in request["messages"][1]["content"]
+    assert "Because I love video." in first["messages"][1]["content"]
+    assert "examples (1 to 4): Concrete examples" in first["messages"][1]["content"]
+    # the re-ask names what was wrong, and only the failing criterion
+    reask = again["messages"][-1]["content"]
+    assert INVENTED in reask
+    assert "examples" in reask
+    assert "depth:" not in reask
+
+
+async def test_a_reask_that_quotes_correctly_is_kept(fake: FakeOpenAI) -> None:
+    fake.structured = [
+        _evaluation(("depth", 4, [REAL]), ("examples", 3, [INVENTED])),
+        _evaluation(("examples", 2, ["because I love video"]), summary=""),
+    ]
+    scored = await OpenAiResults(client(fake), "judge").evaluate(PLAN, TRANSCRIPT)
+    assert [s["criterion"] for s in scored.scores] == ["depth", "examples"]
+    assert scored.scores[1] == {
+        "criterion": "examples",
+        "score": 2,
+        "max": 4,
+        "evidence": ["because I love video"],
+    }
+    assert scored.unscored == []
+    assert scored.summary == "Solid."  # the re-ask's empty summary does not replace it
+    assert len(fake.seen("chat")) == 2
+
+
+async def test_good_results_are_not_asked_twice(fake: FakeOpenAI) -> None:
+    fake.structured = [_evaluation(("depth", 5, [REAL]), ("examples", 4, [REAL.upper() + "!"]))]
+    scored = await OpenAiResults(client(fake), "judge").evaluate(PLAN, TRANSCRIPT)
+    assert [s["score"] for s in scored.scores] == [5, 4]
+    assert len(fake.seen("chat")) == 1
+
+
+async def test_the_interviewers_words_are_no_evidence(fake: FakeOpenAI) -> None:
+    question = "Tell me about your Python work"  # QUESTIONS[0], said by the interviewer
+    fake.structured = [_evaluation(("depth", 4, [question]), ("examples", 3, [REAL]))]
+    scored = await OpenAiResults(client(fake), "judge").evaluate(PLAN, TRANSCRIPT)
+    assert [s["criterion"] for s in scored.scores] == ["examples"]
+    assert scored.unscored[0]["criterion"] == "depth"
 
 
 @pytest.mark.parametrize(
     "evaluation",
-    [
-        "not json at all",
-        json.dumps(
-            {"summary": "ok", "scores": [{"criterion": "depth", "score": 9, "evidence": []}]}
-        ),
-        json.dumps(
-            {"summary": "ok", "scores": [{"criterion": "x", "score": 3, "evidence": ["nope"]}]}
-        ),
-    ],
+    ["not json at all", json.dumps({"summary": "ok", "scores": "none"})],
 )
 async def test_invalid_results_are_refused(fake: FakeOpenAI, evaluation: str) -> None:
-    fake.evaluation = evaluation
+    fake.structured = evaluation
     with pytest.raises(EvaluationError):
         await OpenAiResults(client(fake), "judge").evaluate({}, TRANSCRIPT)
+
+
+async def test_a_score_off_the_scale_is_asked_again_then_dropped(fake: FakeOpenAI) -> None:
+    fake.structured = [_evaluation(("depth", 9, [REAL]), ("examples", 5, [REAL]))]
+    scored = await OpenAiResults(client(fake), "judge").evaluate(PLAN, TRANSCRIPT)
+    assert scored.scores == []  # examples' scale is 1 to 4
+    assert {u["criterion"] for u in scored.unscored} == {"depth", "examples"}
+    assert "outside 1 to 5" in scored.unscored[0]["reason"]
+
+
+# ---- questions from a job description ---------------------------------------------------
+
+JOB = "We build a video pipeline in Python on AWS: ECS, S3, Redis and WebRTC."
+
+
+async def test_questions_are_drafted_from_the_job_description(fake: FakeOpenAI) -> None:
+    drafted = [f"Question {n} about  Python on ECS?" for n in range(1, 6)]
+    fake.structured = json.dumps({"questions": drafted})
+    questions = await OpenAiQuestionDrafter(client(fake), "chat-test").draft(
+        "platform engineer", JOB, language="fr"
+    )
+    assert questions == [q.replace("  ", " ") for q in drafted]
+    request = fake.seen("chat")[0]
+    assert request["response_format"]["json_schema"]["name"] == "interview_questions"
+    assert JOB in request["messages"][1]["content"]
+    assert "platform engineer" in request["messages"][1]["content"]
+    assert "French" in request["messages"][0]["content"]
+
+
+@pytest.mark.parametrize("count", [2, 9])
+async def test_too_few_or_too_many_drafted_questions_are_refused(
+    fake: FakeOpenAI, count: int
+) -> None:
+    fake.structured = json.dumps({"questions": [f"Question {n}?" for n in range(count)]})
+    with pytest.raises(DraftingError):
+        await OpenAiQuestionDrafter(client(fake), "chat-test").draft(None, JOB, language="en")
+
+
+async def test_the_plan_reaches_the_interviewer_as_instructions(fake: FakeOpenAI) -> None:
+    interviewer = OpenAiInterviewer(
+        client(fake),
+        "chat-test",
+        role=None,
+        questions=QUESTIONS,
+        language="en",
+        job_description=JOB,
+        max_follow_ups=2,
+    )
+    outcome = Reply(may_follow_up=False, time_warning="We have about two minutes left.")
+    await _collect(interviewer.reply([Turn("candidate", "I like it.")], outcome))
+    messages = fake.seen("chat")[0]["messages"]
+    assert JOB in messages[0]["content"]
+    assert "up to 2 brief follow-up" in messages[0]["content"]
+    notes = [m["content"] for m in messages if m["role"] == "system"][1:]
+    assert "do not ask another follow-up" in notes[0]
+    assert "We have about two minutes left." in notes[1]
+    assert "[END]" in notes[1]

@@ -128,7 +128,7 @@ async def test_the_job_description_reaches_the_interview_plan(
     )
     assert response.status_code == 201, response.text
     call = running.services.interviews.calls[response.json()["session_id"]]
-    assert call.conversation.plan.extra["job_description"] == "Kubernetes and gRPC."
+    assert call.conversation.plan.job_description == "Kubernetes and gRPC."
     too_long = await running.client.post(
         "/api/interview/start", json={"user_id": "cand-8", "job_description": "x" * 20_001}
     )

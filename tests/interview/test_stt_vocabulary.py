@@ -21,7 +21,7 @@ PLAN = InterviewPlan(
     "cand",
     role="Platform engineer",
     questions=("How would you run PostgreSQL on Kubernetes?",),
-    extra={"job_description": "Infrastructure in Terraform; services talk over gRPC."},
+    job_description="Infrastructure in Terraform; services talk over gRPC.",
 )
 
 
@@ -70,7 +70,7 @@ async def test_each_piece_of_an_answer_is_transcribed_with_the_interviews_terms(
         "I would run it with an operator",
         "and keep backups in object storage.",
     ]
-    vocabulary = stt_prompt(PLAN.role, PLAN.extra["job_description"], PLAN.questions)
+    vocabulary = stt_prompt(PLAN.role, PLAN.job_description, PLAN.questions)
     assert vocabulary is not None
     for term in ("Platform engineer", "PostgreSQL", "Kubernetes", "Terraform", "gRPC"):
         assert term in vocabulary

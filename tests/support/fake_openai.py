@@ -51,8 +51,9 @@ class FakeOpenAI:
     chat: Behaviour = field(default_factory=Behaviour)
     speech: Behaviour = field(default_factory=Behaviour)
     images: Behaviour = field(default_factory=Behaviour)
-    # A structured (json_schema) chat answer: None builds a valid one from the schema.
-    structured: str | None = None
+    # A structured (json_schema) chat answer: None builds a valid one from the schema;
+    # a list answers its items in turn (the last one repeats).
+    structured: str | list[str] | None = None
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
 
@@ -86,7 +87,10 @@ class FakeOpenAI:
         if failed is not None:
             return failed
         if body.get("response_format", {}).get("type") == "json_schema":
-            content = self.structured or _script_for(body["response_format"]["json_schema"])
+            structured = self.structured
+            if isinstance(structured, list):
+                structured = self._next(structured)
+            content = structured or _script_for(body["response_format"]["json_schema"])
             return JSONResponse(_completion(body["model"], content))
         if body.get("response_format", {}).get("type") == "json_object":
             return JSONResponse(_completion(body["model"], self.evaluation))

@@ -7,6 +7,7 @@ in test_relay.py. Here: signaling, the state machine, ownership, limits and bad 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiortc import RTCSessionDescription
 
 from backend.app.settings import Settings
 from backend.core.auth import Role, mint_token
+from backend.core.clock import to_seconds
 from tests.conftest import JWT_SECRET
 from tests.support.coturn import Coturn
 from tests.support.rtc_client import RtcClient
@@ -44,7 +46,8 @@ async def _wait_for_status(
 async def test_start_returns_the_session_and_ice_servers(client: httpx.AsyncClient) -> None:
     started = await _start(client, role="backend engineer", questions=["Why Python?"])
     assert started["status"] == "created"
-    assert started["expires_at"] > 0
+    assert started["expires_at"].endswith("Z")
+    assert to_seconds(started["expires_at"]) > time.time()
     assert started["ice_servers"] == [{"urls": ["stun:stun.l.google.com:19302"]}]
     status = (await client.get(f"/api/interview/{started['session_id']}/status")).json()
     assert status["status"] == "created"
@@ -70,7 +73,7 @@ async def test_ice_servers_with_turn_come_in_contract_order(
     assert user == "cand-1"
     # valid for the whole interview (connect window + 600 s) plus a margin, at least TURN_TTL_S
     assert body["ttl_s"] >= 3600
-    assert int(expiry) >= started["expires_at"] + 600
+    assert int(expiry) >= to_seconds(started["expires_at"]) + 600
 
 
 async def test_an_offer_gets_an_answer_with_opus_first_and_candidates(

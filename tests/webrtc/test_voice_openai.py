@@ -16,6 +16,7 @@ import pytest
 
 from backend.app.settings import Settings
 from interview_service.espeak import EspeakVoice
+from interview_service.plan import CLOSING_LINE
 from tests.support.coturn import Coturn
 from tests.support.fake_openai import FakeOpenAI, fake_openai
 from tests.support.rtc_client import connected_interview, until
@@ -33,7 +34,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
             f"[Q2] Thank you. {QUESTIONS[1]}",
             "Thank you, that is all from me. Goodbye! [END]",
         ],
-        evaluation=json.dumps(
+        structured=json.dumps(
             {
                 "summary": "Five years of Python on video rendering.",
                 "scores": [
@@ -41,7 +42,8 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
                         "criterion": "depth",
                         "score": 4,
                         "evidence": ["I have built Python services for five years"],
-                    }
+                    },
+                    {"criterion": "examples", "score": 3, "evidence": ["mostly video rendering"]},
                 ],
             }
         ),
@@ -127,7 +129,25 @@ async def test_an_interview_on_the_openai_path_scores_with_evidence(
         await asyncio.sleep(0.1)
     assert results["evaluation"] == "ready"
     assert results["summary"] == "Five years of Python on video rendering."
-    assert results["scores"][0]["evidence"] == ["I have built Python services for five years"]
+    assert results["scores"] == [
+        {
+            "criterion": "depth",
+            "score": 4,
+            "max": 5,
+            "evidence": ["I have built Python services for five years"],
+        },
+        {"criterion": "examples", "score": 3, "max": 5, "evidence": ["mostly video rendering"]},
+    ]
+    # the default rubric's other criteria had no quotes: asked again once, then unscored
+    assert {u["criterion"] for u in results["unscored"]} == {"relevance", "communication"}
+    assert len([r for r in fake.seen("chat") if "response_format" in r]) == 2
+    # every time in the answers is ISO 8601 UTC
+    for line in results["transcript"]:
+        assert line["start"].endswith("Z")
+        assert line["end"].endswith("Z")
+    assert status["started_at"].endswith("Z")
+    assert status["ended_at"].endswith("Z")
+    assert status["connection_state"] == "closed"
     assert results["interviewer"]["scripted"] is False
     per_turn = results["metrics"]["per_turn"]
     assert len(per_turn) == 2
@@ -144,3 +164,52 @@ async def test_an_interview_on_the_openai_path_scores_with_evidence(
     assert "platform engineer" in streamed[0]["messages"][0]["content"]
     assert streamed[1]["messages"][-1] == {"role": "user", "content": ANSWER_2}
     assert all(r["response_format"] == "pcm" for r in fake.seen("speech"))
+
+
+async def test_drafted_questions_and_a_clock_that_closes_the_interview(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    drafted = [f"Drafted question {n} about ECS and Redis?" for n in range(1, 5)]
+    server = FakeOpenAI(structured=json.dumps({"questions": drafted}))
+    async with fake_openai(server) as fake:
+        app = await start_app(
+            make_settings(
+                turn_server=coturn.server,
+                turn_secret=coturn.secret,
+                interview_relay_only=True,
+                interview_conversation="interviewer",
+                interview_provider_timeout_s=2.0,
+                openai_api_key="sk-test",
+                openai_base_url=fake.base_url,
+            )
+        )
+        body = {
+            "user_id": "cand",
+            "role": "platform engineer",
+            "job_description": "Runs Python services on ECS with Redis.",
+            "max_duration_s": 12,  # the closing line from 6 s on
+        }
+        interview, client = await connected_interview(app.client, body)
+        try:
+            await until(lambda: client.transcript("interviewer"), 20, "the greeting")
+            assert drafted[0] in client.transcript("interviewer")[0]["text"]
+            # the candidate says nothing: at the closing time the interviewer says goodbye
+            await until(lambda: "interview_complete" in client.event_types(), 20, "the end")
+        finally:
+            await client.close()
+        status: dict[str, Any] = {}
+        for _ in range(100):
+            status = (await app.client.get(f"/api/interview/{interview}/status")).json()
+            if status["status"] == "ended":
+                break
+            await asyncio.sleep(0.1)
+    assert status["end_reason"] == "completed"  # not the watchdog's max_duration
+    assert status["duration_s"] < 12
+    assert status["connection_state"] == "closed"
+    results = (await app.client.get(f"/api/interview/{interview}/results")).json()
+    assert results["plan"]["questions"] == drafted
+    assert results["plan"]["questions_source"] == "drafted"
+    assert results["transcript"][-1]["text"] == CLOSING_LINE
+    assert results["scores"] is None  # no answer, nothing scored

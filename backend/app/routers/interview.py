@@ -9,13 +9,14 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from backend.app.deps import PrincipalDep, StateDep, caller_ip, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
 from interview_service.forwarding import Incoming, Relayed
+from interview_service.report import CONTENT_SECURITY_POLICY
 from interview_service.webhook_targets import WebhookTargetRefused
 
 # Bodies bigger than this are refused by their Content-Length before they are read.
@@ -88,18 +89,34 @@ async def _where_accepted(request: Request, state: StateDep) -> None:
 AtOwner = Depends(_at_owner)
 
 
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+
+
+class Criterion(BaseModel):
+    """One rubric criterion: scored from 1 to ``scale``, with quotes as evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(min_length=1, max_length=60)
+    description: Text = Field(min_length=1, max_length=500)
+    scale: int = Field(default=5, ge=2, le=10, strict=True)
+
+
 class StartBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # The TURN username is "<expiry>:<user_id>": no ':' and no control characters. With
     # auth on it is the caller's own id (absent: it defaults to it).
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
-    role: str | None = Field(default=None, max_length=200)
-    # the local STT is prompted with its terms (interview_service.voice.vocabulary)
-    job_description: str | None = Field(default=None, max_length=20_000)
-    questions: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(
+    role: Text | None = Field(default=None, min_length=1, max_length=200)
+    # Given questions are asked in order; without them, a job description lets the
+    # OpenAI interviewer draft 4 to 6 (the local one uses its default questions).
+    questions: list[Annotated[Text, Field(min_length=1, max_length=1000)]] = Field(
         default_factory=list, max_length=50
     )
+    job_description: Text | None = Field(default=None, min_length=1, max_length=20_000)
+    rubric: list[Criterion] | None = Field(default=None, min_length=1, max_length=10)
+    max_follow_ups: int | None = Field(default=None, ge=0, le=5, strict=True)
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z-]+$")
     max_duration_s: float | None = Field(default=None, gt=0, le=6 * 3600, strict=True)
     # POSTed the results when the interview ends, signed (X-Signature); https in production,
@@ -107,6 +124,14 @@ class StartBody(BaseModel):
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
     # The candidate's consent to keeping the call's audio (recording_url in the results)
     record: bool = Field(default=False, strict=True)
+
+    @field_validator("rubric")
+    @classmethod
+    def _distinct_names(cls, rubric: list[Criterion] | None) -> list[Criterion] | None:
+        names = [c.name.casefold() for c in rubric or []]
+        if len(names) != len(set(names)):
+            raise ValueError("rubric criteria need distinct names")
+        return rubric
 
     @field_validator("user_id")
     @classmethod
@@ -259,6 +284,31 @@ async def results(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return await state.interviews.results(principal, interview_id)
+
+
+@router.get(
+    "/{interview_id}/report",
+    responses={
+        **_READ,
+        200: {
+            "description": "The report, a self-contained HTML page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+    },
+)
+async def report(
+    interview_id: InterviewId, state: StateDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """The results as a readable HTML page (summary, scores and quotes, transcript, metrics)."""
+    return HTMLResponse(
+        await state.interviews.report(principal, interview_id),
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
 
 
 @router.post("/{interview_id}/end", dependencies=[AtOwner], responses=_READ)

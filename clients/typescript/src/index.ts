@@ -46,6 +46,8 @@ export type {
   InterviewResults,
   InterviewStarted,
   InterviewStatus,
+  QuestionsSource,
+  RubricCriterion,
   StartInterview,
   TranscriptItem,
 } from "./interview/events.js";

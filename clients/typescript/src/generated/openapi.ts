@@ -135,6 +135,26 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
+    "/api/interview/{interview_id}/report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Report
+         * @description The results as a readable HTML page (summary, scores and quotes, transcript, metrics).
+         */
+        get: operations["report_api_interview__interview_id__report_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/interview/{interview_id}/results": {
         parameters: {
             query?: never;
@@ -462,6 +482,21 @@ export type components = {
             /** Usernamefragment */
             usernameFragment?: string | null;
         };
+        /**
+         * Criterion
+         * @description One rubric criterion: scored from 1 to ``scale``, with quotes as evidence.
+         */
+        Criterion: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Scale
+             * @default 5
+             */
+            scale?: number;
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -567,6 +602,8 @@ export type components = {
             language?: string;
             /** Max Duration S */
             max_duration_s?: number | null;
+            /** Max Follow Ups */
+            max_follow_ups?: number | null;
             /** Questions */
             questions?: string[];
             /**
@@ -576,6 +613,8 @@ export type components = {
             record?: boolean;
             /** Role */
             role?: string | null;
+            /** Rubric */
+            rubric?: components["schemas"]["Criterion"][] | null;
             /** User Id */
             user_id?: string | null;
             /** Webhook Url */
@@ -1035,6 +1074,92 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description No valid credentials (auth is on): a missing, expired or forged token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Credentials are valid but not for this resource or action */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The body or one of its parts is over its size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The request does not match its schema (details lists each field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description The server failed; the body never carries internals */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description A dependency (Redis, capacity, a provider) cannot serve now: retry after Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    report_api_interview__interview_id__report_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                interview_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report, a self-contained HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "text/html": string;
+                };
             };
             /** @description No valid credentials (auth is on): a missing, expired or forged token */
             401: {

@@ -22,7 +22,7 @@ export type InterviewEvent =
   | { type: "barge_in"; dropped_ms: number }
   | { type: "turn_metrics"; metrics: Record<string, number | null> }
   | { type: "interviewer"; [key: string]: unknown }
-  | { type: "interview_complete" }
+  | { type: "interview_complete"; reason?: "time_up" }
   | { type: "error"; code?: string; stage?: string; message?: string };
 
 export interface IceServer {
@@ -36,18 +36,33 @@ export interface StartInterview {
   role?: string;
   job_description?: string;
   questions?: string[];
-  rubric?: { name: string; description: string; scale?: number }[];
+  rubric?: RubricCriterion[];
+  /** follow-ups per question, 0 to 5 (default: the server's INTERVIEW_MAX_FOLLOW_UPS) */
+  max_follow_ups?: number;
   language?: string;
   max_duration_s?: number;
   webhook_url?: string;
   record?: boolean;
 }
 
+export interface RubricCriterion {
+  name: string;
+  description: string;
+  /** scores run from 1 to scale (2 to 10, default 5) */
+  scale?: number;
+}
+
+/** given: from the start request; drafted: from the job description; default: neither */
+export type QuestionsSource = "given" | "drafted" | "default";
+
 export interface InterviewStarted {
   session_id: string;
   status: InterviewStatus;
   ice_servers: IceServer[];
+  /** ISO 8601 UTC */
   expires_at: string;
+  questions?: string[];
+  questions_source?: QuestionsSource;
 }
 
 export interface InterviewFinal {
@@ -63,6 +78,17 @@ export interface InterviewResults {
   transcript: (TranscriptItem & { start: string | null; end: string | null })[];
   summary: string | null;
   scores: { criterion: string; score: number; max?: number; evidence: string[] }[] | null;
+  /** criteria that no quote of the candidate supported: no score rather than an unfounded one */
+  unscored?: { criterion: string; reason: string }[];
+  evaluation_notes?: string[];
+  plan?: {
+    role: string | null;
+    questions: string[];
+    questions_source: QuestionsSource;
+    max_follow_ups: number;
+    max_duration_s: number;
+    rubric: Required<RubricCriterion>[];
+  };
   metrics: Record<string, unknown>;
   evaluation?: "pending" | "ready" | "failed" | "none";
   recording_url?: string | null;
