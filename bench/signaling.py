@@ -2,6 +2,7 @@
 
     uv run python -m bench.signaling                 # 30 interviews per mode, 4 concurrent calls
     uv run python -m bench.signaling -n 100 --calls 8 --steady 20
+    uv run python -m bench.signaling --modes forward -n 100   # direct vs forwarded only
 
 It re-runs itself inside a network namespace of its own (``unshare -n``) holding only
 ``lo`` and a veth pair (10.77.0.1 and 10.77.0.2) that connects only to itself, so
@@ -9,7 +10,11 @@ nothing leaves the machine. The service
 runs as a real uvicorn process; the callers are aiortc peers in this process. Modes:
 
 - ``host``: no TURN; the peers connect over host candidates on the veth pair;
-- ``relay``: a local coturn, both peers relay-only (as on ECS behind an ALB).
+- ``relay``: a local coturn, both peers relay-only (as on ECS behind an ALB);
+- ``forward``: two service processes sharing a redis-server of the benchmark's own; each
+  interview starts on the first (its owner) and its offer goes either straight to it
+  (direct) or to the second, which forwards it (forwarded), alternating, host candidates.
+  Printed: offer->answer p50/p95 of each and the ratio forwarded/direct.
 
 Printed: offer->answer p50/p95 (the POST rtc/offer round trip, which includes the
 server's candidate gathering), offer->connected p50/p95, and the service process's CPU
@@ -127,6 +132,98 @@ async def _mode(name: str, env: dict[str, str], args: argparse.Namespace) -> dic
     }
 
 
+async def _offer_ms(owner: httpx.AsyncClient, via: httpx.AsyncClient, user: str) -> float:
+    from tests.support.rtc_client import RtcClient
+
+    started = (await owner.post("/api/interview/start", json={"user_id": user})).json()
+    interview = started["session_id"]
+    client = RtcClient(started["ice_servers"], speak_s=0)
+    try:
+        offer = await client.offer()
+        began = time.perf_counter()
+        response = await via.post(
+            f"/api/interview/{interview}/rtc/offer", json={"sdp": offer, "type": "offer"}
+        )
+        elapsed = (time.perf_counter() - began) * 1000
+        response.raise_for_status()
+    finally:
+        await client.close()
+        await owner.post(f"/api/interview/{interview}/end")
+    return elapsed
+
+
+async def _forwarding(env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    from tests.support.redis_server import RedisServer
+    from tests.support.uvicorn_process import ServiceProcess
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    redis_server = RedisServer(workdir)
+    redis_server.start()
+    common = {
+        **env,
+        "REDIS_URL": redis_server.url,
+        "INTERNAL_SECRET": os.urandom(16).hex(),
+        "INTERVIEW_MAX_CONCURRENT": "200",
+        "INTERVIEW_CONVERSATION": "greeter",
+        "RATE_LIMITS_ENABLED": "false",
+        "PIPELINE_ENGINE": "off",
+    }
+    services = [ServiceProcess(dict(common)) for _ in range(2)]
+    for service in services:
+        service.env["INTERNAL_URL"] = service.base_url
+    direct: list[float] = []
+    forwarded: list[float] = []
+    try:
+        for service in services:
+            service.start()
+        owner_url, other_url = (s.base_url for s in services)
+        async with (
+            httpx.AsyncClient(base_url=owner_url, timeout=30) as owner,
+            httpx.AsyncClient(base_url=other_url, timeout=30) as other,
+        ):
+            for index in range(args.warmup + args.n):
+                pair = [(owner, direct), (other, forwarded)]
+                if index % 2:
+                    pair.reverse()  # neither kind always goes first
+                for via, sink in pair:
+                    ms = await _offer_ms(owner, via, f"bench-{index}")
+                    if index >= args.warmup:
+                        sink.append(ms)
+    finally:
+        for service in services:
+            service.terminate()
+            await asyncio.sleep(0.2)
+            service.terminate()  # the second SIGTERM skips the interview drain
+            service.wait(30)
+        redis_server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "n": len(direct),
+        "direct_p50": statistics.median(direct),
+        "direct_p95": _percentile(direct, 0.95),
+        "forwarded_p50": statistics.median(forwarded),
+        "forwarded_p95": _percentile(forwarded, 0.95),
+    }
+
+
+def _print_forwarding(row: dict[str, Any]) -> None:
+    print(
+        f"\noffer->answer, direct vs forwarded to the owner: {row['n']} of each "
+        f"(after {row['warmup']} warm-up), host candidates, {os.cpu_count()} cores"
+    )
+    print(f"{'':10} {'p50':>10} {'p95':>10}")
+    print(f"{'direct':10} {row['direct_p50']:7.1f} ms {row['direct_p95']:7.1f} ms")
+    print(f"{'forwarded':10} {row['forwarded_p50']:7.1f} ms {row['forwarded_p95']:7.1f} ms")
+    print(
+        f"{'ratio':10} {row['forwarded_p50'] / row['direct_p50']:10.2f} "
+        f"{row['forwarded_p95'] / row['direct_p95']:10.2f}"
+    )
+    print(
+        f"{'added':10} {row['forwarded_p50'] - row['direct_p50']:7.1f} ms "
+        f"{row['forwarded_p95'] - row['direct_p95']:7.1f} ms"
+    )
+
+
 async def _main(args: argparse.Namespace) -> None:
     from tests.support.coturn import Coturn
 
@@ -149,6 +246,12 @@ async def _main(args: argparse.Namespace) -> None:
         finally:
             coturn.stop()
             shutil.rmtree(workdir, ignore_errors=True)
+    forwarding = None
+    if "forward" in modes:
+        forwarding = {**await _forwarding({"STUN_URLS": ""}, args), "warmup": args.warmup}
+    if not rows and forwarding is not None:
+        _print_forwarding(forwarding)
+        return
     print(
         f"\n{args.n} interviews per mode (after {args.warmup} warm-up), "
         f"{args.calls} concurrent calls for {args.steady:g} s, {os.cpu_count()} cores"
@@ -164,6 +267,8 @@ async def _main(args: argparse.Namespace) -> None:
             f"{row['cpu_idle_pct']:8.1f}% {row['cpu_pct']:8.1f}% {row['cpu_per_call_pct']:8.1f}%"
         )
     print("CPU is the service process's user+system time over the steady window, % of one core")
+    if forwarding is not None:
+        _print_forwarding(forwarding)
 
 
 def main() -> None:
@@ -172,7 +277,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--calls", type=int, default=4, help="concurrent calls at steady state")
     parser.add_argument("--steady", type=float, default=10.0, help="steady window, seconds")
-    parser.add_argument("--modes", default="host,relay")
+    parser.add_argument("--modes", default="host,relay,forward")
     args = parser.parse_args()
     if not inside():
         reexec_in_namespace("bench.signaling")

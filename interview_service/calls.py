@@ -322,6 +322,11 @@ class Call:
             except Exception:
                 log.exception("interview_save_failed", interview_id=self.id)
 
+    async def saved(self) -> None:
+        """Return once the save in progress (the final one, after finish) is done."""
+        async with self._save_lock:
+            pass
+
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

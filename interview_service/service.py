@@ -2,12 +2,18 @@
 
 Built and closed by the app's lifespan (:func:`open_interviews`); closing it ends every
 live call, so no task or peer connection outlives the process's shutdown.
+
+With a shared store (Redis) a call's owner is leased there (:mod:`owners`): signaling
+that reaches another process is forwarded to the owner (:mod:`forwarding`), a background
+loop renews this process's leases and marks the calls of dead processes failed, and a
+draining process (SIGTERM) takes no new interview.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -15,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -32,7 +39,9 @@ from backend.core.metrics import Metrics
 from backend.core.storage import Store
 from interview_service.calls import Call, CallLimits
 from interview_service.conversation_seam import Conversation, ConversationFactory, InterviewPlan
+from interview_service.forwarding import HEADER, ForwardedFrom, Forwarder, Incoming, Relayed
 from interview_service.greeter import Greeter
+from interview_service.owners import Instance, Owners
 from interview_service.peer import PeerOptions, parse_candidate
 from interview_service.plan import DEFAULT_QUESTIONS
 from interview_service.recording import RecordingStore
@@ -77,6 +86,17 @@ class InterviewMetrics:
             "Interviews refused because the process was at INTERVIEW_MAX_CONCURRENT",
             registry=registry,
         )
+        self.forwarded = Counter(
+            "interview_requests_forwarded_total",
+            "Signaling requests forwarded to the process holding the call",
+            ["outcome"],  # answered | unreachable
+            registry=registry,
+        )
+        self.swept = Counter(
+            "interview_calls_swept_total",
+            "Interviews of a dead process marked failed by this one",
+            registry=registry,
+        )
 
 
 class InterviewService:
@@ -87,11 +107,33 @@ class InterviewService:
         metrics: Metrics,
         conversations: ConversationFactory | None = None,
         recordings: RecordingStore | None = None,
+        internal_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.records = InterviewRecords(store, ttl_s=settings.interview_retention_s)
         self.wrap_up = WrapUp(settings, store, self.records, recordings, metrics.registry)
         self.calls: dict[str, Call] = {}
+        self.instance = uuid.uuid4().hex[:16]
+        self.draining = False
+        # A lease per call only where other processes can see it (a shared store);
+        # forwarding only with the secret that authenticates it.
+        self.owners: Owners | None = None
+        self.forwarder: Forwarder | None = None
+        if store.name != "memory":
+            url = settings.internal_url or internal_url or "http://127.0.0.1:8000"
+            self.owners = Owners(
+                store, Instance(self.instance, url), ttl_s=settings.interview_owner_ttl_s
+            )
+            if settings.internal_secret and settings.internal_secret.get_secret_value():
+                self.forwarder = Forwarder(
+                    settings.internal_secret.get_secret_value(),
+                    self.instance,
+                    timeout_s=settings.internal_forward_timeout_s,
+                )
+        self._leases: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()  # set while no call is live: the drain waits on it
+        self._idle.set()
         self._metrics = InterviewMetrics(metrics)
         self._conversations: ConversationFactory | None = conversations
         self._voice: VoiceStack | None = None
@@ -118,6 +160,12 @@ class InterviewService:
     # ---- lifecycle ---------------------------------------------------------------------
 
     async def start(self, principal: Principal, body: Mapping[str, Any]) -> dict[str, Any]:
+        if self.draining:
+            raise Unavailable(
+                "this process is shutting down and takes no new interview; try again",
+                code="draining",
+                retry_after_s=5,
+            )
         if len(self.calls) >= self.settings.interview_max_concurrent:
             self._metrics.refused.inc()
             raise Unavailable(
@@ -142,7 +190,14 @@ class InterviewService:
             recorder=self.wrap_up.recorder(record),
         )
         self.calls[record.id] = call
+        self._idle.clear()
         self._metrics.live.set(len(self.calls))
+        if self.owners is not None:
+            try:
+                await self.owners.claim(record.id)
+            except Exception:
+                await call.finish(InterviewStatus.FAILED, "owner_unrecorded")
+                raise
         log.info("interview_started", interview_id=record.id, user_id=record.user_id)
         return {
             "session_id": record.id,
@@ -238,6 +293,8 @@ class InterviewService:
     def _forget(self, call: Call) -> None:
         if self.calls.pop(call.id, None) is not None:
             self._metrics.live.set(len(self.calls))
+            if not self.calls:
+                self._idle.set()
             self._metrics.finished.labels(
                 status=call.record.status.value, reason=call.record.end_reason or ""
             ).inc()
@@ -248,6 +305,10 @@ class InterviewService:
                 reason=call.record.end_reason,
                 duration_s=call.record.duration_s(),
             )
+            if self.owners is not None:
+                release = asyncio.get_running_loop().create_task(self._release(call))
+                self._releases.add(release)
+                release.add_done_callback(self._releases.discard)
             conversation = call.conversation
             evaluation = None
             if isinstance(conversation, VoiceConversation) and conversation.will_evaluate:
@@ -259,6 +320,16 @@ class InterviewService:
                 task.add_done_callback(self._evaluations.discard)
                 evaluation = task
             self.wrap_up.begin(call.record, call.recorder, evaluation, self.results_view, call.save)
+
+    async def _release(self, call: Call) -> None:
+        """Once the final record is stored, the call's lease goes (a sweeper that saw it
+        ownerless before then would find the record final and leave it)."""
+        assert self.owners is not None
+        await call.saved()  # never a save of its own: a DELETE may have removed the record
+        try:
+            await self.owners.release(call.id)
+        except Exception as exc:  # the lease expires by itself; the sweeper finds it final
+            log.warning("interview_release_failed", interview_id=call.id, error=repr(exc))
 
     async def _evaluate(self, call: Call, writer: ResultsWriter) -> None:
         """Rubric results after the call, bounded in time; the record says how it went.
@@ -293,9 +364,159 @@ class InterviewService:
             )
         await call.save()
 
+    # ---- ownership, sweeping and draining (with a shared store) -----------------------
+
+    async def open(self) -> None:
+        if self.owners is None:
+            return
+        await self.owners.announce(draining=False)
+        self._leases = asyncio.get_running_loop().create_task(self._keep_leases())
+        log.info("interview_owner_ready", instance=self.instance, url=self.owners.me.url)
+
+    async def _keep_leases(self) -> None:
+        """Renew this process's leases a few times per TTL; fail the calls of dead ones."""
+        assert self.owners is not None
+        interval = self.owners.ttl_s / 3
+        while True:
+            try:
+                await self._lease_round()
+            except Exception as exc:  # the store is down: the next round tries again
+                log.warning("interview_lease_round_failed", error=repr(exc)[:300])
+            await asyncio.sleep(interval)
+
+    async def _lease_round(self) -> None:
+        assert self.owners is not None
+        await self.owners.announce(draining=self.draining)
+        for interview_id in await self.owners.renew(list(self.calls)):
+            call = self.calls.get(interview_id)
+            if call is not None:  # this process stalled past its lease: others gave up on it
+                log.error("interview_lease_lost", interview_id=interview_id)
+                self._spawn_release(call.finish(InterviewStatus.FAILED, "owner_lost"))
+        await self.sweep()
+
+    async def sweep(self) -> int:
+        """Mark failed the interviews whose owner's lease expired; how many this did."""
+        assert self.owners is not None
+        swept = 0
+        for interview_id in await self.owners.orphans():
+            if interview_id in self.calls or not await self.owners.take_orphan(interview_id):
+                continue
+            try:
+                record = await self.records.load(interview_id)
+            except NotFound:
+                record = None
+            if record is not None and not record.final:
+                record.move(InterviewStatus.FAILED, reason="owner_lost")
+                await self.records.save(record)
+                await self.wrap_up.send_results(record, self.results_view)  # its webhook too
+                swept += 1
+                self._metrics.swept.inc()
+                log.warning("interview_owner_lost", interview_id=interview_id)
+            await self.owners.forget(interview_id)
+        return swept
+
+    def _spawn_release(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def drain(self) -> None:
+        """Take no new interview from now on; the live calls go on."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("interview_draining", live=len(self.calls))
+        if self.owners is not None:
+            with contextlib.suppress(Exception):
+                await self.owners.announce(draining=True)
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Wait until no call is left, at most ``timeout_s``; True when none is."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        if self.calls:
+            log.warning("interview_drain_timeout", live=len(self.calls))
+        return not self.calls
+
+    async def readiness(self) -> None:
+        """The readiness probe: a draining process is not ready (no new interviews)."""
+        if self.draining:
+            raise RuntimeError(f"draining: {len(self.calls)} calls finishing")
+
+    # ---- forwarding --------------------------------------------------------------------
+
+    def forwarded_from(self, incoming: Incoming) -> ForwardedFrom | None:
+        """The peer that forwarded this request; Forbidden when it claims to be forwarded
+        and its signature does not verify."""
+        if HEADER not in incoming.headers or self.forwarder is None:
+            return None
+        forwarded = self.forwarder.verify(incoming)
+        if forwarded is None:
+            raise Forbidden("forwarded request with a bad signature", code="forward_refused")
+        return forwarded
+
+    async def forward_to_owner(self, interview_id: str, incoming: Incoming) -> Relayed | None:
+        """The owner's answer when another live process holds the call, else None (this
+        process answers: it holds the call, or nobody does)."""
+        if self.forwarder is None or self.owners is None or interview_id in self.calls:
+            return None
+        if HEADER in incoming.headers:  # forwarded once already: never again
+            return None
+        owner = await self.owners.owner(interview_id)
+        if owner is None or owner.instance == self.instance:
+            return None
+        try:
+            answer = await self.forwarder.forward(owner.url, incoming)
+        except httpx.HTTPError as exc:
+            self._metrics.forwarded.labels(outcome="unreachable").inc()
+            log.warning(
+                "interview_forward_failed", interview_id=interview_id, owner=owner.url,
+                error=repr(exc)[:200],
+            )  # fmt: skip
+            raise Unavailable(
+                "the process holding this call did not answer; try again",
+                code="interview_owner_unreachable",
+                retry_after_s=2,
+            ) from exc
+        self._metrics.forwarded.labels(outcome="answered").inc()
+        return answer
+
+    async def forward_start(self, incoming: Incoming) -> Relayed | None:
+        """A draining process hands ``/start`` to a live peer; None: answer it here."""
+        if not self.draining or self.forwarder is None or self.owners is None:
+            return None
+        if HEADER in incoming.headers:
+            return None
+        try:
+            peers = await self.owners.peers()
+        except Exception:
+            return None
+        random.shuffle(peers)
+        for peer in peers:
+            try:
+                answer = await self.forwarder.forward(peer.url, incoming)
+            except httpx.HTTPError as exc:
+                log.warning("interview_start_forward_failed", peer=peer.url, error=repr(exc))
+                continue
+            self._metrics.forwarded.labels(outcome="answered").inc()
+            return answer
+        return None
+
     async def close(self) -> None:
+        self.draining = True
+        if self._leases is not None:
+            self._leases.cancel()
+            await asyncio.gather(self._leases, return_exceptions=True)
         for call in list(self.calls.values()):
             await call.finish(InterviewStatus.ENDED, "shutdown")
+        if self._releases:  # the final records saved and the leases let go
+            await asyncio.wait(set(self._releases), timeout=EVALUATION_SHUTDOWN_S)
+        if self.owners is not None:
+            with contextlib.suppress(Exception):
+                await self.owners.withdraw()
+        if self.forwarder is not None:
+            await self.forwarder.aclose()
         if self._evaluations:  # a few seconds to finish scoring, then they are dropped
             await asyncio.wait(set(self._evaluations), timeout=EVALUATION_SHUTDOWN_S)
         for task in list(self._evaluations):
@@ -377,9 +598,16 @@ class InterviewService:
                 raise Conflict(
                     f"interview is {record.status.value}", code=f"interview_{record.status}"
                 )
+            if self.owners is not None and await self.owners.owner(interview_id) is None:
+                raise Unavailable(
+                    "the process that held this call is gone; the interview is about to be "
+                    "marked failed: start a new one",
+                    code="interview_owner_lost",
+                    retry_after_s=max(1, int(self.settings.interview_owner_ttl_s)),
+                )
             raise Unavailable(
-                "this interview's call is held by another process; route its requests to "
-                "one instance (ALB stickiness)",
+                "this interview's call is held by another process and this one cannot "
+                "forward to it (set INTERNAL_SECRET on every process)",
                 code="interview_elsewhere",
             )
         return call
@@ -510,10 +738,12 @@ async def open_interviews(
     metrics: Metrics,
     conversations: ConversationFactory | None = None,
     recordings: RecordingStore | None = None,
+    internal_url: str | None = None,
 ) -> AsyncIterator[InterviewService]:
-    service = InterviewService(settings, store, metrics, conversations, recordings)
+    service = InterviewService(settings, store, metrics, conversations, recordings, internal_url)
     service.wrap_up.start()
     try:
+        await service.open()
         yield service
     finally:
         await service.close()

@@ -53,6 +53,16 @@ class InterviewSettings(VoiceSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
     webhook_allow_private: bool = False  # loopback/private targets (tests, on-premises)
 
+    # More than one process (docs/interview.md "Running more than one process"): with
+    # REDIS_URL each live call's owner is leased in Redis and signaling that lands on
+    # another process is forwarded to it over internal HTTP, signed with INTERNAL_SECRET.
+    internal_url: str | None = None  # how peers reach this process; derived when unset
+    internal_secret: SecretStr | None = None
+    internal_forward_timeout_s: float = Field(default=15.0, gt=0, le=120)
+    interview_owner_ttl_s: float = Field(default=6.0, ge=1, le=300)
+    # SIGTERM: refuse new interviews, let live calls finish for at most this long
+    interview_drain_s: float = Field(default=30.0, ge=0, le=3600)
+
     @property
     def interview_retention_s(self) -> float:
         return self.interview_retention_days * 86400
@@ -72,6 +82,15 @@ class InterviewSettings(VoiceSettings):
         if "://" in server or server.startswith(("turn:", "stun:", "turns:")):
             raise ValueError("give the host or host:port only, e.g. turn.example.com:3478")
         return server
+
+    @field_validator("internal_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not url.startswith(("http://", "https://")) or url.count("/") > 3:
+            raise ValueError("give scheme, host and port only, e.g. http://10.0.1.5:8000")
+        return url.rstrip("/")
 
     @model_validator(mode="after")
     def _relay_needs_turn(self) -> Self:

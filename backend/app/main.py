@@ -6,9 +6,14 @@ settings when the server starts it, not when this module is imported.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import FrameType
 
+import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -32,6 +37,9 @@ from backend.core.logs import configure_logging
 from backend.core.metrics import Metrics
 from backend.core.settings import SettingsError
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
+from interview_service.service import InterviewService
+
+log = structlog.get_logger(__name__)
 
 
 def create_app(
@@ -45,7 +53,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
         async with open_app_state(settings, metrics, pipeline_settings) as services:
-            yield {"services": services}
+            with drain_on_sigterm(services.interviews, settings.interview_drain_s):
+                yield {"services": services}
 
     app = FastAPI(
         title="Pipeline backend",
@@ -58,6 +67,7 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_exception_handler(interview.OwnerAnswered, interview.owner_answered)
     app.include_router(health.router)
     app.include_router(api_docs.router)
     app.include_router(me.router)
@@ -87,6 +97,58 @@ def create_app(
         )
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+@contextlib.contextmanager
+def drain_on_sigterm(interviews: InterviewService, grace_s: float) -> Iterator[None]:
+    """SIGTERM first drains, then lets uvicorn shut down.
+
+    uvicorn's own SIGTERM handler stops listening at once, waits
+    ``--timeout-graceful-shutdown`` for requests in flight, then runs the lifespan's end,
+    which ends every call still live: a call of several minutes would be cut, and the
+    signaling forwarded to this process by its peers refused. So while the lifespan runs,
+    SIGTERM is this handler's: the process keeps serving, turns unready (the load balancer
+    stops sending), takes no new interview (``/start`` goes to a peer or gets 503 with
+    ``Retry-After``), waits up to ``INTERVIEW_DRAIN_S`` for its calls to end, and only
+    then hands the signal to uvicorn's handler for the usual graceful shutdown. A second
+    SIGTERM skips what is left of the drain. Only under a server that handles SIGTERM in
+    this thread (uvicorn); ``INTERVIEW_DRAIN_S=0`` turns it off.
+    """
+    if grace_s <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    server_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(server_handler):  # no server handles SIGTERM here: leave it alone
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    draining: list[asyncio.Task[None]] = []
+    signalled: list[int] = []
+
+    async def drain_then_stop(signum: int) -> None:
+        await interviews.drain()
+        log.info("drain_started", grace_s=grace_s, live=len(interviews.calls))
+        await interviews.drained(grace_s)
+        log.info("drain_done", live=len(interviews.calls))
+        server_handler(signum, None)
+
+    def begin(signum: int) -> None:
+        draining.append(loop.create_task(drain_then_stop(signum)))
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if signalled:  # the second SIGTERM: stop now
+            server_handler(signum, frame)
+            return
+        signalled.append(signum)
+        loop.call_soon_threadsafe(begin, signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, server_handler)
+        for task in draining:
+            task.cancel()
 
 
 class _LazyApp:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -58,6 +60,24 @@ class AppState:
     gateway: GatewayBridge | None = None  # the API Gateway bridge, when configured
 
 
+def internal_url(settings: Settings) -> str:
+    """How the other processes reach this one: ``INTERNAL_URL``, else ``http://`` this
+    host's address (``HOST`` when it names one, else what the host name resolves to: the
+    task's own address on ECS) and ``PORT``."""
+    if settings.internal_url:
+        return settings.internal_url
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        try:
+            host = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            host = "127.0.0.1"
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 @contextlib.asynccontextmanager
 async def open_app_state(
     settings: Settings, metrics: Metrics, pipeline_settings: PipelineSettings
@@ -87,9 +107,14 @@ async def open_app_state(
         )
         interviews = await stack.enter_async_context(
             open_interviews(
-                settings, store, metrics, recordings=open_recordings(settings, pipeline_settings)
+                settings,
+                store,
+                metrics,
+                recordings=open_recordings(settings, pipeline_settings),
+                internal_url=internal_url(settings),
             )
         )
+        health.register("interviews", interviews.readiness)  # 503 while draining
         pipeline = await stack.enter_async_context(
             open_pipeline(
                 pipeline_settings,

@@ -224,6 +224,7 @@ deploy_ecs() {
     "ApigwSharedSecretArn=$(output "$secrets" ApigwSharedSecretArn)" \
     "TurnSecretArn=$(output "$secrets" TurnSecretArn)" \
     "WebhookSecretArn=$(output "$secrets" WebhookSecretArn)" \
+    "InternalSecretArn=$(output "$secrets" InternalSecretArn)" \
     "OpenAiSecretArn=$openai_arn" "BucketName=$(output "$p-bucket-$STAGE" BucketName)" \
     "TurnServer=$turn_server" "TurnTls=${TURN_TLS:-false}" "FrontendUrl=$FRONTEND_URL" \
     "WebSocketApiId=$ws_api_id" "ApiStage=$STAGE" \

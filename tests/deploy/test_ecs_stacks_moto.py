@@ -174,6 +174,7 @@ def _deploy_everything(d: Deployment) -> Deployment:
         ApigwSharedSecretArn=secrets["ApigwSharedSecretArn"],
         TurnSecretArn=secrets["TurnSecretArn"],
         WebhookSecretArn=secrets["WebhookSecretArn"],
+        InternalSecretArn=secrets["InternalSecretArn"],
         OpenAiSecretArn="arn:aws:secretsmanager:us-east-1:123456789012:secret:openai-AbCdEf",
         BucketName=bucket["BucketName"],
         TurnServer=turn["PublicIp"],
@@ -228,6 +229,7 @@ def _deploy_public_variant(
         ApigwSharedSecretArn=secrets["ApigwSharedSecretArn"],
         TurnSecretArn=secrets["TurnSecretArn"],
         WebhookSecretArn=secrets["WebhookSecretArn"],
+        InternalSecretArn=secrets["InternalSecretArn"],
         BucketName=bucket["BucketName"],
         TurnServer=turn["PublicIp"],
         FrontendUrl=FRONTEND,
@@ -287,7 +289,7 @@ def _task_definition(d: Deployment, key: str) -> dict[str, Any]:
 
 SERVICE_SECRETS = {
     "REDIS_URL", "AUTH_JWT_SECRET", "TURN_SECRET", "WEBHOOK_SECRET", "APIGW_SHARED_SECRET",
-    "OPENAI_API_KEY",
+    "OPENAI_API_KEY", "INTERNAL_SECRET",
 }  # fmt: skip
 
 
@@ -310,6 +312,7 @@ def test_service_secrets_come_from_secrets_manager_only(deployment: Deployment) 
     assert secrets["APIGW_SHARED_SECRET"] == generated["ApigwSharedSecretArn"]
     assert secrets["TURN_SECRET"] == generated["TurnSecretArn"]
     assert secrets["WEBHOOK_SECRET"] == generated["WebhookSecretArn"]
+    assert secrets["INTERNAL_SECRET"] == generated["InternalSecretArn"]
     assert secrets["REDIS_URL"] == deployment.outputs["redis"]["RedisUrlSecretArn"]
     for container in task["containerDefinitions"]:
         assert not SERVICE_SECRETS & set(_env(container)), container["name"]
@@ -336,6 +339,8 @@ def test_the_task_definitions_configure_a_service_that_starts(
     assert settings.is_production
     assert settings.auth_configured
     assert settings.interview_relay_only
+    assert settings.internal_secret is not None  # any task forwards to a call's owner
+    assert settings.interview_drain_s > 0
     assert settings.turn_server == deployment.outputs["turn"]["PublicIp"]
     assert settings.s3_bucket == deployment.outputs["bucket"]["BucketName"]
     assert settings.frontend_url == [FRONTEND]
@@ -350,7 +355,8 @@ def test_stop_timeout_covers_the_drain_and_calls_fit_the_deregistration_delay(
     worker = _container(_task_definition(deployment, "WorkerTaskDefinitionArn"), "worker")
     env = _env(service)
     grace = int(env["SHUTDOWN_GRACE_S"])
-    assert service["stopTimeout"] >= grace + 10
+    # SIGTERM: the interview drain, then uvicorn's grace, then a margin before SIGKILL
+    assert service["stopTimeout"] >= float(env["INTERVIEW_DRAIN_S"]) + grace + 10
     assert worker["stopTimeout"] >= int(_env(worker)["SHUTDOWN_GRACE_S"]) + 10
     assert service["stopTimeout"] <= 120  # Fargate's ceiling
     # A call never outlives the drain: the ALB keeps a leaving task for this long.
@@ -453,7 +459,10 @@ def test_security_groups_admit_only_their_callers(deployment: Deployment) -> Non
     (task_rule,) = _ingress(deployment, alb["TaskSecurityGroupId"])
     assert task_rule["FromPort"] == task_rule["ToPort"] == 8000
     assert task_rule["IpRanges"] == []
-    assert len(task_rule["UserIdGroupPairs"]) == 1  # the ALB's group
+    # the ALB's group, and the tasks' own: interview signaling forwarded between tasks
+    sources = {pair["GroupId"] for pair in task_rule["UserIdGroupPairs"]}
+    assert len(sources) == 2
+    assert alb["TaskSecurityGroupId"] in sources
     redis_client = deployment.outputs["redis"]["ClientSecurityGroupId"]
     assert _ingress(deployment, redis_client) == []
 
@@ -559,7 +568,7 @@ def test_public_variant_has_no_gateway_bridge_and_still_starts(
     task = deployment.moto.client("ecs").describe_task_definition(taskDefinition=arn)
     service = _container(task["taskDefinition"], "service")
     assert {s["name"] for s in service["secrets"]} == {
-        "REDIS_URL", "AUTH_JWT_SECRET", "TURN_SECRET", "WEBHOOK_SECRET",
+        "REDIS_URL", "AUTH_JWT_SECRET", "TURN_SECRET", "WEBHOOK_SECRET", "INTERNAL_SECRET",
     }  # fmt: skip
     assert "APIGW_MANAGEMENT_ENDPOINT" not in _env(service)
     settings = _settings_of(service, monkeypatch)

@@ -11,10 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from backend.app.deps import PrincipalDep, StateDep, rate_limit
+from backend.app.deps import PrincipalDep, StateDep, caller_ip, rate_limit
 from backend.app.http_errors import error_responses
 from backend.core.errors import InvalidInput, NotFound, PayloadTooLarge
 from backend.core.rate_limits import LimitName
+from interview_service.forwarding import Incoming, Relayed
 from interview_service.report import CONTENT_SECURITY_POLICY
 from interview_service.webhook_targets import WebhookTargetRefused
 
@@ -42,6 +43,50 @@ StartLimit = Depends(rate_limit(LimitName.INTERVIEW_START))
 SignalingLimit = Depends(rate_limit(LimitName.SIGNALING))
 
 InterviewId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class OwnerAnswered(Exception):
+    """Another process answered this request; its answer goes back unchanged."""
+
+    def __init__(self, answer: Relayed) -> None:
+        self.answer = answer
+
+
+async def owner_answered(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OwnerAnswered)
+    answer = exc.answer
+    return Response(answer.body, status_code=answer.status, headers=answer.headers)
+
+
+async def _incoming(request: Request, state: StateDep) -> Incoming:
+    """The request for the interview service; a genuine forwarded one keeps its client's
+    address for the rate limits that follow."""
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    incoming = Incoming(
+        request.method, path, request.headers, await request.body(), caller_ip(request, state)
+    )
+    forwarded = state.interviews.forwarded_from(incoming)
+    if forwarded is not None and forwarded.client is not None:
+        request.scope["client"] = (forwarded.client, 0)
+    return incoming
+
+
+async def _at_owner(request: Request, interview_id: InterviewId, state: StateDep) -> None:
+    """Signaling for a call another process holds is answered by that process (before
+    any limit is counted: the owner counts it, once)."""
+    answer = await state.interviews.forward_to_owner(interview_id, await _incoming(request, state))
+    if answer is not None:
+        raise OwnerAnswered(answer)
+
+
+async def _where_accepted(request: Request, state: StateDep) -> None:
+    """A draining process hands ``/start`` to a peer that takes interviews."""
+    answer = await state.interviews.forward_start(await _incoming(request, state))
+    if answer is not None:
+        raise OwnerAnswered(answer)
+
+
+AtOwner = Depends(_at_owner)
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
@@ -129,7 +174,7 @@ async def interview_health(state: StateDep) -> dict[str, str]:
 @router.post(
     "/start",
     status_code=201,
-    dependencies=[StartLimit],
+    dependencies=[Depends(_where_accepted), StartLimit],
     responses=error_responses(400, 401, 403, 422, 429, 503),
 )
 async def start(body: StartBody, state: StateDep, principal: PrincipalDep) -> dict[str, Any]:
@@ -155,7 +200,9 @@ async def ice_servers(
     return await state.interviews.ice_server_list(principal, interview_id)
 
 
-@router.post("/{interview_id}/rtc/offer", dependencies=[SignalingLimit], responses=_SIGNALING)
+@router.post(
+    "/{interview_id}/rtc/offer", dependencies=[AtOwner, SignalingLimit], responses=_SIGNALING
+)
 async def rtc_offer(
     interview_id: InterviewId,
     body: SessionDescription,
@@ -169,7 +216,9 @@ async def rtc_offer(
     return {"sdp": sdp, "type": "answer"}
 
 
-@router.post("/{interview_id}/rtc/restart", dependencies=[SignalingLimit], responses=_SIGNALING)
+@router.post(
+    "/{interview_id}/rtc/restart", dependencies=[AtOwner, SignalingLimit], responses=_SIGNALING
+)
 async def rtc_restart(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, str]:
@@ -181,7 +230,7 @@ async def rtc_restart(
 @router.post(
     "/{interview_id}/rtc/answer",
     status_code=204,
-    dependencies=[SignalingLimit],
+    dependencies=[AtOwner, SignalingLimit],
     responses=_SIGNALING,
 )
 async def rtc_answer(
@@ -199,7 +248,7 @@ async def rtc_answer(
 @router.post(
     "/{interview_id}/rtc/ice-candidate",
     status_code=204,
-    dependencies=[SignalingLimit],
+    dependencies=[AtOwner, SignalingLimit],
     responses=_SIGNALING,
 )
 async def rtc_candidate(
@@ -218,7 +267,7 @@ async def rtc_candidate(
     return Response(status_code=204)
 
 
-@router.post("/{interview_id}/transcript", status_code=201, responses=_READ)
+@router.post("/{interview_id}/transcript", status_code=201, dependencies=[AtOwner], responses=_READ)
 async def transcript(
     interview_id: InterviewId,
     body: TranscriptBody,
@@ -262,7 +311,7 @@ async def report(
     )
 
 
-@router.post("/{interview_id}/end", responses=_READ)
+@router.post("/{interview_id}/end", dependencies=[AtOwner], responses=_READ)
 async def end(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -291,7 +340,12 @@ async def recording(interview_id: InterviewId, state: StateDep, principal: Princ
     return RedirectResponse(str(link), status_code=307)
 
 
-@router.delete("/{interview_id}", status_code=204, responses=error_responses(401, 404, 503))
+@router.delete(
+    "/{interview_id}",
+    status_code=204,
+    dependencies=[AtOwner],
+    responses=error_responses(401, 404, 503),
+)
 async def delete(interview_id: InterviewId, state: StateDep, principal: PrincipalDep) -> Response:
     """Remove everything of an interview (record, transcript, recording, webhook outbox)."""
     await state.interviews.delete(principal, interview_id)
