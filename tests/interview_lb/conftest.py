@@ -27,7 +27,9 @@ def _loopback_only() -> None:
 
 @pytest.fixture(scope="module")
 def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
-    server = Coturn(tmp_path_factory.mktemp("coturn"))
+    # A SIGKILLed service leaves its allocations on coturn until they expire (10 min): with
+    # the default 20 relay ports, a browser call after it could find none left.
+    server = Coturn(tmp_path_factory.mktemp("coturn"), relay_ports=200)
     server.start()
     try:
         yield server

@@ -32,7 +32,14 @@ def free_udp_port() -> int:
 
 
 class Coturn:
-    def __init__(self, workdir: Path, *, secret: str = SECRET, config: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        secret: str = SECRET,
+        config: Path | None = None,
+        relay_ports: int = 20,
+    ) -> None:
         binary = shutil.which("turnserver")
         if binary is None:
             raise RuntimeError(
@@ -43,7 +50,10 @@ class Coturn:
         self.secret = secret
         self.config = config  # a turnserver.conf to load under the test's own overrides
         self.port = free_udp_port()
-        self.min_port = 50_000 + (self.port % 500) * 20
+        # A window of relay ports of its own; every allocation holds one until it expires,
+        # so a module whose calls die without releasing theirs needs a wider one.
+        self.relay_ports = relay_ports
+        self.min_port = 50_000 + (self.port % (10_000 // relay_ports)) * relay_ports
         self.log = workdir / "coturn.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -60,7 +70,7 @@ class Coturn:
             f"--listening-port={self.port}",
             "--relay-ip=127.0.0.1",
             f"--min-port={self.min_port}",
-            f"--max-port={self.min_port + 19}",
+            f"--max-port={self.min_port + self.relay_ports - 1}",
             "--use-auth-secret",
             f"--static-auth-secret={self.secret}",
             f"--realm={REALM}",
