@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class Target:
     env: dict[str, str]
     port: int
     prefix: str = ""
+    direct: bool = False  # publish straight into Redis, as pipeline_agent's RedisReporter
 
 
 def targets(which: list[str]) -> list[Target]:
@@ -69,10 +70,10 @@ def targets(which: list[str]) -> list[Target]:
     base_env["RATE_LIMITS_ENABLED"] = "false"  # thousands of sockets from one address
     for name in which:
         port = _free_port()
-        if name in ("hub-memory", "hub-redis"):
+        if name in ("hub-memory", "hub-redis", "hub-redis-direct"):
             env = dict(base_env)
             prefix = ""
-            if name == "hub-redis":
+            if name != "hub-memory":
                 prefix = f"bench:{secrets.token_hex(4)}:"
                 env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix)
             cmd = [
@@ -90,7 +91,7 @@ def targets(which: list[str]) -> list[Target]:
                 "warning",
                 "--no-access-log",
             ]
-            out.append(Target(name, "hub", cmd, env, port, prefix))
+            out.append(Target(name, "hub", cmd, env, port, prefix, name == "hub-redis-direct"))
         elif name == "raw-websockets":
             cmd = [sys.executable, "-m", "bench.fanout_servers", "raw", str(port)]
             out.append(Target(name, "raw", cmd, base_env, port))
@@ -251,6 +252,8 @@ async def _publish_step(
             "data": {"t": time.time(), "w": time.monotonic() - start < warmup, "s": step},
         }
 
+    if target.direct:
+        return await _publish_direct(target, sessions, rate, duration, event)
     if target.kind == "hub":
         # Keep-alive HTTP/1.1 on a few sockets, requests written by hand: a general-purpose
         # client (httpx) costs most of a core at these rates and would starve the server
@@ -310,6 +313,54 @@ async def _publish_step(
         await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
     await ws.close()
     return sent
+
+
+async def _publish_direct(
+    target: Target,
+    sessions: list[str],
+    rate: float,
+    duration: float,
+    event: Callable[[], dict[str, Any]],
+) -> int:
+    """Agents reporting straight into Redis (the hub's own Lua script, as pipeline_agent's
+    RedisReporter does): the service under test only fans out."""
+    import redis.asyncio as redis
+    from prometheus_client import CollectorRegistry
+
+    from backend.hub.events import new_event_fields
+    from backend.hub.hub_metrics import HubMetrics
+    from backend.hub.redis_bus import RedisBus
+
+    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=16)
+    client = redis.Redis(connection_pool=pool)
+    bus = RedisBus(
+        client,
+        prefix=target.prefix,
+        history_size=1000,
+        ttl_s=3600,
+        metrics=HubMetrics(CollectorRegistry()),
+    )
+    interval = 1.0 / rate
+    sent = 0
+    pending: set[asyncio.Task[Any]] = set()
+    start = time.monotonic()
+    while time.monotonic() - start < duration:
+        body = event()
+        fields = new_event_fields(
+            body["agent"], body["status"], body["progress"], body["message"], body["data"]
+        )
+        task = asyncio.create_task(bus.publish(sessions[sent % len(sessions)], fields))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        sent += 1
+        await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    failed = sum(isinstance(r, BaseException) for r in results)
+    await client.aclose()
+    await pool.disconnect()
+    if failed:
+        print(f"  {target.name}: {failed} publishes failed", file=sys.stderr)
+    return sent - failed
 
 
 def _rss_kib(pid: int) -> int:
