@@ -225,14 +225,21 @@ HTTP_LANES = 4
 
 # -- the publisher -------------------------------------------------------------------------
 async def _publish(
-    target: Target, sessions: list[str], steps: list[tuple[float, float]], warmup: float
-) -> list[int]:
+    target: Target,
+    sessions: list[str],
+    steps: list[tuple[float, float]],
+    warmup: float,
+    pid: int | None = None,
+) -> tuple[list[int], list[float]]:
     """Publish at each step's rate for its seconds (the first ``warmup`` of each left out
-    of latency); the sent count of each step."""
+    of latency); the sent count of each step, and the server's CPU seconds in each."""
     counts = [0 for _ in steps]
+    cpu = [0.0 for _ in steps]
     for index, (rate, seconds) in enumerate(steps):
+        before = _cpu_s(pid) if pid else 0.0
         counts[index] = await _publish_step(target, sessions, index, rate, seconds, warmup)
-    return counts
+        cpu[index] = _cpu_s(pid) - before if pid else 0.0
+    return counts, cpu
 
 
 async def _publish_step(
@@ -482,11 +489,13 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         rss_idle = _rss_kib(server.pid)
         spy = _profile(target, server.pid, args) if args.profile else None
         workers.go.set()
-        sent = asyncio.run(_publish(target, sessions, args.steps, args.warmup))
+        sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, server.pid))
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
             spy.wait(timeout=60)
+        published_cpu = _cpu_s(server.pid)
         time.sleep(args.drain)  # let the last events land
+        cpu[-1] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
         replies = workers.finish()
     rows = []
     for step, (rate, seconds) in enumerate(args.steps):
@@ -505,6 +514,10 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "p99_ms": _pct(latencies, 0.99),
                 "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
                 "rss_per_conn_kib": (rss_idle - rss_before) / max(1, connected),
+                # The server's CPU for each delivery while this step published: what a
+                # delivery costs, whatever else the machine was doing.
+                "server_cpu_s": cpu[step],
+                "cpu_us_per_delivery": 1e6 * cpu[step] / max(1, delivered),
             }
         )
     return rows
@@ -586,7 +599,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     with _server(target) as server:
         if target.kind == "hub":
             events = len(sessions) * args.storm_missed
-            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0))
+            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0, None))
             heads = _session_heads(target.port, sessions)
         else:
             heads = dict.fromkeys(sessions, (args.storm_missed, None))
@@ -685,7 +698,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'KiB/conn':>10}"
+        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -694,6 +707,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{row['target']:<17}{row['connections']:>7}{row['rate']:>7g}"
             f"{row['delivered_per_s']:>13.0f}{row['expected'] - row['delivered']:>7}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['rss_per_conn_kib']:>10.1f}"
+            f"{row['cpu_us_per_delivery']:>11.1f}"
         )
     by = {row["target"]: row for row in rows if row["rate"] == args.steps[0][0]}
     print()
