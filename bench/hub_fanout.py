@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -561,6 +562,8 @@ def _storm_worker(
                                 return "out_of_order"
                             expected += 1
                 return "ok"
+        except ConnectionClosed as exc:
+            return f"closed {exc.rcvd.code if exc.rcvd else 'abnormally'}"
         except Exception as exc:
             return type(exc).__name__
 
@@ -604,7 +607,12 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         else:
             heads = dict.fromkeys(sessions, (args.storm_missed, None))
         resumes = [
-            (session, heads[session][0] - args.storm_missed, heads[session][1], heads[session][0])
+            (
+                session,
+                max(0, heads[session][0] - args.storm_missed),
+                heads[session][1],
+                heads[session][0],
+            )
             for session in sessions
             for _ in range(args.subscribers)
         ][: args.storm]

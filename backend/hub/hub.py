@@ -28,6 +28,10 @@ from backend.hub.replay import SharedReads, catch_up
 log = structlog.get_logger(__name__)
 
 MEMBERSHIP_TTL_S = 24 * 3600
+# Connections greeted at once (access check, membership, following the room). In a
+# reconnect storm the rest wait their turn here instead of all holding a store call whose
+# reply the busy loop reads late enough to time it out.
+GREETING_CONCURRENCY = 64
 
 
 class SessionAccess(Protocol):
@@ -58,6 +62,7 @@ class Hub:
         self._watchers: dict[str, set[asyncio.Queue[Published]]] = {}
         # A room's members that need its history at the same time share one read.
         self._reads = SharedReads(bus)
+        self._greeting = asyncio.Semaphore(GREETING_CONCURRENCY)
 
     async def start(self) -> None:
         await self.bus.start(self)
@@ -104,9 +109,12 @@ class Hub:
         last_seq: int | None = None,
         epoch: str | None = None,
     ) -> None:
+        """The first messages; ``session_id`` is joined without checking access again
+        (its owner checked it before accepting the connection)."""
         conn.offer(protocol.dumps(protocol.connected(conn.id, session_id)))
         if session_id is not None:
-            await self.join_room(conn, session_id, last_seq, epoch, reply=False)
+            async with self._greeting:
+                await self.join_room(conn, session_id, last_seq, epoch, reply=False, checked=True)
 
     async def disconnect(self, conn: Connection) -> None:
         if self._connections.pop(conn.id, None) is None:
@@ -129,7 +137,8 @@ class Hub:
         return self._access
 
     async def check_access(self, principal: Principal, session_id: str) -> None:
-        await self._access.check(principal, session_id)
+        async with self._greeting:
+            await self._access.check(principal, session_id)
 
     # -- client frames ---------------------------------------------------------------
     async def handle_frame(
@@ -146,9 +155,11 @@ class Hub:
         request_id: Any = None,
         *,
         reply: bool = True,
+        checked: bool = False,
     ) -> None:
         if room not in conn.cursors:
-            await self._access.check(conn.principal, room)
+            if not checked:
+                await self._access.check(conn.principal, room)
             await self._store.add_members(_membership_key(conn.id), room, ttl_s=MEMBERSHIP_TTL_S)
             members = self._rooms.setdefault(room, set())
             if not members and room not in self._watchers:

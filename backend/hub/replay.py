@@ -39,20 +39,27 @@ class SharedReads:
     started after a member heard of an event holds it.
     """
 
-    def __init__(self, reader: HistoryReader) -> None:
+    def __init__(self, reader: HistoryReader, *, concurrency: int = 32) -> None:
         self._reader = reader
         self._reads: dict[str, dict[tuple[int | None, int], asyncio.Future[History]]] = {}
+        # Reads in flight at once: a reconnect storm's thousands queue here, not for the
+        # store's pool, where each would count its wait against the pool's timeout.
+        self._gate = asyncio.Semaphore(concurrency)
 
     async def history(self, session_id: str, after_seq: int | None, limit: int = 1000) -> History:
         key = (after_seq, limit)
         reads = self._reads.get(session_id)
         read = reads.get(key) if reads is not None else None
         if read is None:
-            read = asyncio.ensure_future(self._reader.history(session_id, after_seq, limit))
+            read = asyncio.ensure_future(self._read(session_id, after_seq, limit))
             self._reads.setdefault(session_id, {})[key] = read
             read.add_done_callback(functools.partial(self._done, session_id, key))
         # One member's cancellation (it disconnected) must not cancel the others' read.
         return await asyncio.shield(read)
+
+    async def _read(self, session_id: str, after_seq: int | None, limit: int) -> History:
+        async with self._gate:
+            return await self._reader.history(session_id, after_seq, limit)
 
     def invalidate(self, session_id: str) -> None:
         """An event of the room arrived: reads started before it no longer serve newcomers."""
