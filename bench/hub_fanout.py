@@ -518,7 +518,7 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 # The server's CPU for each delivery while this step published: what a
                 # delivery costs, whatever else the machine was doing.
                 "server_cpu_s": cpu[step],
-                "cpu_us_per_delivery": 1e6 * cpu[step] / max(1, delivered),
+                "cpu_us_per_delivery": 1e6 * cpu[step] / delivered if delivered else float("nan"),
             }
         )
     return rows
