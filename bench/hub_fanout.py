@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -194,15 +194,21 @@ def _worker(
     sockets open (the client library answers the server's pings) until ``stop``."""
     _raise_nofile()
 
+    async def subscribe(session: str, index: int) -> ClientConnection | None:
+        for _ in range(3):  # a handshake the loaded server dropped is tried again
+            try:
+                return await _subscribe(kind, port, session, index)
+            except (OSError, TimeoutError, InvalidHandshake):
+                await asyncio.sleep(0.5)
+        return None
+
     async def run() -> None:
-        sockets = []
+        sockets: list[ClientConnection] = []
         for i in range(0, len(sessions), 100):
-            sockets += await asyncio.gather(
-                *(
-                    _subscribe(kind, port, s, offset + i + j)
-                    for j, s in enumerate(sessions[i : i + 100])
-                )
+            opened = await asyncio.gather(
+                *(subscribe(s, offset + i + j) for j, s in enumerate(sessions[i : i + 100]))
             )
+            sockets += [ws for ws in opened if ws is not None]
         ready.put(len(sockets))
         while not go.is_set():
             await asyncio.sleep(0.05)
