@@ -195,10 +195,10 @@ def _worker(
     _raise_nofile()
 
     async def subscribe(session: str, index: int) -> ClientConnection | None:
-        for _ in range(3):  # a handshake the loaded server dropped is tried again
+        for _ in range(3):  # a handshake the loaded server dropped or closed is tried again
             try:
                 return await _subscribe(kind, port, session, index)
-            except (OSError, TimeoutError, InvalidHandshake):
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
                 await asyncio.sleep(0.5)
         return None
 
