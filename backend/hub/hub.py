@@ -313,7 +313,8 @@ class Hub:
         )
         if not quiet:
             self._metrics.resumes.labels(str(done.recovered).lower()).inc()
-        conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+        if room in conn.cursors:  # not left while the history was read
+            conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
 
 
 def _resume_point(conn: Connection, room: str) -> tuple[int | None, str | None]:
