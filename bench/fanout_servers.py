@@ -45,7 +45,7 @@ async def raw_server(port: int) -> None:
         finally:
             rooms[room].discard(ws)
 
-    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=None):
+    async with serve(handler, "127.0.0.1", port, compression=None, max_queue=None, backlog=2048):
         await asyncio.Future()
 
 

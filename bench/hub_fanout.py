@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
 import resource
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -42,9 +46,12 @@ def _free_port() -> int:
         return port
 
 
-def _raise_nofile() -> None:
+def _raise_nofile(want: int = 65536) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:  # a privileged process may raise the hard limit (20,000 sockets need more)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, hard), max(want, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclass
@@ -55,6 +62,7 @@ class Target:
     env: dict[str, str]
     port: int
     prefix: str = ""
+    direct: bool = False  # publish straight into Redis, as pipeline_agent's RedisReporter
 
 
 def targets(which: list[str]) -> list[Target]:
@@ -63,10 +71,10 @@ def targets(which: list[str]) -> list[Target]:
     base_env["RATE_LIMITS_ENABLED"] = "false"  # thousands of sockets from one address
     for name in which:
         port = _free_port()
-        if name in ("hub-memory", "hub-redis"):
+        if name in ("hub-memory", "hub-redis", "hub-redis-direct"):
             env = dict(base_env)
             prefix = ""
-            if name == "hub-redis":
+            if name != "hub-memory":
                 prefix = f"bench:{secrets.token_hex(4)}:"
                 env.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=prefix)
             cmd = [
@@ -84,7 +92,7 @@ def targets(which: list[str]) -> list[Target]:
                 "warning",
                 "--no-access-log",
             ]
-            out.append(Target(name, "hub", cmd, env, port, prefix))
+            out.append(Target(name, "hub", cmd, env, port, prefix, name == "hub-redis-direct"))
         elif name == "raw-websockets":
             cmd = [sys.executable, "-m", "bench.fanout_servers", "raw", str(port)]
             out.append(Target(name, "raw", cmd, base_env, port))
@@ -95,23 +103,38 @@ def targets(which: list[str]) -> list[Target]:
 
 
 # -- subscribers (run in worker processes) ----------------------------------------------
-async def _subscribe(kind: str, port: int, session: str) -> ClientConnection:
+def _source(index: int) -> tuple[str, int]:
+    """A loopback source address (127.0.0.2-9): 20,000 sockets to one port stay within the
+    ephemeral ports of each."""
+    return (f"127.0.0.{2 + index % 8}", 0)
+
+
+async def _subscribe(kind: str, port: int, session: str, index: int = 0) -> ClientConnection:
+    src = _source(index)
     if kind == "hub":
         ws = await connect(
-            f"ws://127.0.0.1:{port}/ws/{session}", max_size=None, compression=None, open_timeout=30
+            f"ws://127.0.0.1:{port}/ws/{session}",
+            max_size=None,
+            compression=None,
+            open_timeout=60,
+            local_addr=src,
         )
         await ws.recv()  # connected
         await ws.recv()  # snapshot
     elif kind == "raw":
         ws = await connect(
-            f"ws://127.0.0.1:{port}/sub/{session}", compression=None, open_timeout=30
+            f"ws://127.0.0.1:{port}/sub/{session}",
+            compression=None,
+            open_timeout=60,
+            local_addr=src,
         )
         await ws.recv()
     else:
         ws = await connect(
             f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
             compression=None,
-            open_timeout=30,
+            open_timeout=60,
+            local_addr=src,
         )
         await ws.recv()  # engine.io open
         await ws.send("40")
@@ -134,7 +157,7 @@ def _event_of(kind: str, raw: str | bytes) -> dict[str, Any] | None:
 
 
 async def _read(
-    kind: str, ws: ClientConnection, lat: list[float], count: list[int], stop: Any
+    kind: str, ws: ClientConnection, lat: dict[int, list[float]], count: list[int], stop: Any
 ) -> None:
     while not stop.is_set():
         try:
@@ -148,29 +171,57 @@ async def _read(
             continue
         event = _event_of(kind, raw)
         if event is not None:
-            count[0] += 1
+            step = int(event["data"].get("s", 0))
+            while len(count) <= step:
+                count.append(0)
+            count[step] += 1
             if not event["data"].get("w"):  # warm-up events count, but not for latency
-                lat.append(time.time() - float(event["data"]["t"]))
+                lat.setdefault(step, []).append(time.time() - float(event["data"]["t"]))
 
 
 def _worker(
-    kind: str, port: int, sessions: list[str], ready: Any, go: Any, stop: Any, results: Any
+    kind: str,
+    port: int,
+    sessions: list[str],
+    ready: Any,
+    go: Any,
+    stop: Any,
+    results: Any,
+    offset: int = 0,
+    hold: bool = False,
 ) -> None:
+    """Subscribe to ``sessions``; then read (latency per step) or, ``hold``, only hold the
+    sockets open (the client library answers the server's pings) until ``stop``."""
     _raise_nofile()
 
+    async def subscribe(session: str, index: int) -> ClientConnection | None:
+        for _ in range(3):  # a handshake the loaded server dropped or closed is tried again
+            try:
+                return await _subscribe(kind, port, session, index)
+            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
+                await asyncio.sleep(0.5)
+        return None
+
     async def run() -> None:
-        sockets = []
+        sockets: list[ClientConnection] = []
         for i in range(0, len(sessions), 100):
-            sockets += await asyncio.gather(
-                *(_subscribe(kind, port, s) for s in sessions[i : i + 100])
+            opened = await asyncio.gather(
+                *(subscribe(s, offset + i + j) for j, s in enumerate(sessions[i : i + 100]))
             )
+            sockets += [ws for ws in opened if ws is not None]
         ready.put(len(sockets))
         while not go.is_set():
             await asyncio.sleep(0.05)
-        lat: list[float] = []
+        lat: dict[int, list[float]] = {}
         count = [0]
-        await asyncio.gather(*(_read(kind, ws, lat, count, stop) for ws in sockets))
-        results.put((lat, count[0]))
+        if hold:
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            alive = sum(ws.close_code is None for ws in sockets)
+            results.put(({}, [alive]))
+        else:
+            await asyncio.gather(*(_read(kind, ws, lat, count, stop) for ws in sockets))
+            results.put((lat, count))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     asyncio.run(run())
@@ -181,7 +232,25 @@ HTTP_LANES = 4
 
 # -- the publisher -------------------------------------------------------------------------
 async def _publish(
-    target: Target, sessions: list[str], rate: float, duration: float, warmup: float
+    target: Target,
+    sessions: list[str],
+    steps: list[tuple[float, float]],
+    warmup: float,
+    pid: int | None = None,
+) -> tuple[list[int], list[float]]:
+    """Publish at each step's rate for its seconds (the first ``warmup`` of each left out
+    of latency); the sent count of each step, and the server's CPU seconds in each."""
+    counts = [0 for _ in steps]
+    cpu = [0.0 for _ in steps]
+    for index, (rate, seconds) in enumerate(steps):
+        before = _cpu_s(pid) if pid else 0.0
+        counts[index] = await _publish_step(target, sessions, index, rate, seconds, warmup)
+        cpu[index] = _cpu_s(pid) - before if pid else 0.0
+    return counts, cpu
+
+
+async def _publish_step(
+    target: Target, sessions: list[str], step: int, rate: float, duration: float, warmup: float
 ) -> int:
     interval = 1.0 / rate
     duration += warmup
@@ -194,9 +263,11 @@ async def _publish(
             "status": "running",
             "progress": 0.5,
             "message": "frame",
-            "data": {"t": time.time(), "w": time.monotonic() - start < warmup},
+            "data": {"t": time.time(), "w": time.monotonic() - start < warmup, "s": step},
         }
 
+    if target.direct:
+        return await _publish_direct(target, sessions, rate, duration, event)
     if target.kind == "hub":
         # Keep-alive HTTP/1.1 on a few sockets, requests written by hand: a general-purpose
         # client (httpx) costs most of a core at these rates and would starve the server
@@ -258,11 +329,65 @@ async def _publish(
     return sent
 
 
+async def _publish_direct(
+    target: Target,
+    sessions: list[str],
+    rate: float,
+    duration: float,
+    event: Callable[[], dict[str, Any]],
+) -> int:
+    """Agents reporting straight into Redis (the hub's own Lua script, as pipeline_agent's
+    RedisReporter does): the service under test only fans out."""
+    import redis.asyncio as redis
+    from prometheus_client import CollectorRegistry
+
+    from backend.hub.events import new_event_fields
+    from backend.hub.hub_metrics import HubMetrics
+    from backend.hub.redis_bus import RedisBus
+
+    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=16)
+    client = redis.Redis(connection_pool=pool)
+    bus = RedisBus(
+        client,
+        prefix=target.prefix,
+        history_size=1000,
+        ttl_s=3600,
+        metrics=HubMetrics(CollectorRegistry()),
+    )
+    interval = 1.0 / rate
+    sent = 0
+    pending: set[asyncio.Task[Any]] = set()
+    start = time.monotonic()
+    while time.monotonic() - start < duration:
+        body = event()
+        fields = new_event_fields(
+            body["agent"], body["status"], body["progress"], body["message"], body["data"]
+        )
+        task = asyncio.create_task(bus.publish(sessions[sent % len(sessions)], fields))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        sent += 1
+        await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    failed = sum(isinstance(r, BaseException) for r in results)
+    await client.aclose()
+    await pool.disconnect()
+    if failed:
+        print(f"  {target.name}: {failed} publishes failed", file=sys.stderr)
+    return sent - failed
+
+
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -277,9 +402,18 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError("server did not start")
 
 
-def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+def _profile(target: Target, pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    """py-spy on the server while events are published (not while sockets connect)."""
+    out = f"{args.profile}-{target.name}.txt"
+    command = ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "raw"]
+    command += ["--pid", str(pid), "-o", out]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _server(target: Target, extra: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     server = subprocess.Popen(
-        target.command,
+        [*target.command, *(extra or [])],
         cwd=ROOT,
         env=target.env,
         stdout=subprocess.DEVNULL,
@@ -288,35 +422,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     try:
         _wait_port(target.port, server)
         time.sleep(0.5)
-        rss_before = _rss_kib(server.pid)
-        sessions = [f"bench-{i}" for i in range(args.sessions)]
-        subscriptions = [s for s in sessions for _ in range(args.subscribers)]
-        ctx = mp.get_context("spawn")
-        ready, results = ctx.Queue(), ctx.Queue()
-        go, stop = ctx.Event(), ctx.Event()
-        chunks = [subscriptions[i :: args.workers] for i in range(args.workers)]
-        workers = [
-            ctx.Process(
-                target=_worker, args=(target.kind, target.port, chunk, ready, go, stop, results)
-            )
-            for chunk in chunks
-        ]
-        for worker in workers:
-            worker.start()
-        connected = sum(ready.get(timeout=180) for _ in workers)
-        time.sleep(1.0)
-        rss_idle = _rss_kib(server.pid)
-        go.set()
-        sent = asyncio.run(_publish(target, sessions, args.rate, args.duration, args.warmup))
-        time.sleep(1.0)  # let the last events land
-        stop.set()
-        replies = [results.get(timeout=60) for _ in workers]
-        latencies = [x for lat, _ in replies for x in lat]
-        delivered = sum(count for _, count in replies)
-        for worker in workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.kill()
+        yield server
     finally:
         server.terminate()
         try:
@@ -325,19 +431,265 @@ def measure(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             server.kill()
         if target.prefix:
             _clean_redis(target.prefix)
-    latencies.sort()
-    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
+
+
+@dataclass
+class Workers:
+    """Subscriber processes, each holding its share of the sockets."""
+
+    processes: list[Any]
+    ready: Any
+    go: Any
+    stop: Any
+    results: Any
+
+    @classmethod
+    def start(
+        cls, target: Target, subscriptions: list[str], count: int, *, hold: bool = False
+    ) -> Workers:
+        ctx = mp.get_context("spawn")
+        ready, results = ctx.Queue(), ctx.Queue()
+        go, stop = ctx.Event(), ctx.Event()
+        processes = [
+            ctx.Process(
+                target=_worker,
+                args=(target.kind, target.port, subscriptions[i::count], ready, go, stop),
+                kwargs={"results": results, "offset": i, "hold": hold},
+            )
+            for i in range(count)
+        ]
+        for process in processes:
+            process.start()
+        return cls(processes, ready, go, stop, results)
+
+    def connected(self) -> int:
+        return sum(self.ready.get(timeout=600) for _ in self.processes)
+
+    def finish(self) -> list[tuple[dict[int, list[float]], list[int]]]:
+        self.stop.set()
+        replies = [self.results.get(timeout=120) for _ in self.processes]
+        self.join()
+        return replies
+
+    def join(self) -> None:
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def _pct(latencies: list[float], p: float) -> float:
+    if not latencies:
+        return float("nan")
+    return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+
+def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Fan-out at each rate of ``args.steps`` over the same connections: a row per step."""
+    with _server(target) as server:
+        rss_before = _rss_kib(server.pid)
+        sessions = [f"bench-{i}" for i in range(args.sessions)]
+        subscriptions = [s for s in sessions for _ in range(args.subscribers)]
+        workers = Workers.start(target, subscriptions, args.workers)
+        connected = workers.connected()
+        time.sleep(1.0)
+        rss_idle = _rss_kib(server.pid)
+        spy = _profile(target, server.pid, args) if args.profile else None
+        workers.go.set()
+        sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, server.pid))
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+            spy.wait(timeout=60)
+        published_cpu = _cpu_s(server.pid)
+        time.sleep(args.drain)  # let the last events land
+        cpu[-1] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
+        replies = workers.finish()
+    rows = []
+    for step, (rate, seconds) in enumerate(args.steps):
+        latencies = sorted(x for lat, _ in replies for x in lat.get(step, []))
+        delivered = sum(count[step] if step < len(count) else 0 for _, count in replies)
+        rows.append(
+            {
+                "target": target.name,
+                "connections": connected,
+                "rate": rate,
+                "published": sent[step],
+                "delivered": delivered,
+                "expected": sent[step] * args.subscribers,
+                "delivered_per_s": delivered / (seconds + args.warmup),
+                "p50_ms": _pct(latencies, 0.50),
+                "p99_ms": _pct(latencies, 0.99),
+                "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+                "rss_per_conn_kib": (rss_idle - rss_before) / max(1, connected),
+                # The server's CPU for each delivery while this step published: what a
+                # delivery costs, whatever else the machine was doing.
+                "server_cpu_s": cpu[step],
+                "cpu_us_per_delivery": 1e6 * cpu[step] / delivered if delivered else float("nan"),
+            }
+        )
+    return rows
+
+
+# -- reconnect storm ---------------------------------------------------------------------
+def _storm_worker(
+    kind: str,
+    port: int,
+    resumes: list[tuple[str, int, str | None, int]],
+    offset: int,
+    start_at: Any,
+    results: Any,
+) -> None:
+    """Open every socket at ``start_at``; each is done once it has everything up to its
+    session's last seq (hub: snapshot ``recovered`` then the missed events, in order)."""
+    _raise_nofile()
+
+    async def one(i: int, session: str, last_seq: int, epoch: str | None, head: int) -> str:
+        query = f"?last_seq={last_seq}" + (f"&epoch={epoch}" if epoch else "")
+        path = f"/ws/{session}{query}" if kind == "hub" else f"/sub/{session}"
+        try:
+            async with connect(
+                f"ws://127.0.0.1:{port}{path}",
+                compression=None,
+                open_timeout=60,
+                max_size=None,
+                local_addr=_source(offset + i),
+            ) as ws:
+                if kind != "hub":
+                    await ws.recv()  # the raw server's snapshot: all it has
+                    return "ok"
+                expected = last_seq + 1
+                async with asyncio.timeout(60):
+                    while expected <= head:
+                        body = json.loads(await ws.recv())
+                        if body["type"] == "snapshot" and not body["recovered"]:
+                            return "not_recovered"
+                        if body["type"] == "agent_status":
+                            if body["seq"] != expected:
+                                return "out_of_order"
+                            expected += 1
+                return "ok"
+        except ConnectionClosed as exc:
+            return f"closed {exc.rcvd.code if exc.rcvd else 'abnormally'}"
+        except Exception as exc:
+            return type(exc).__name__
+
+    async def run() -> None:
+        start = start_at.get()
+        await asyncio.sleep(max(0.0, start - time.time()))
+        outcomes: list[str] = []
+        ends: list[float] = []
+
+        async def timed(i: int, item: tuple[str, int, str | None, int]) -> None:
+            outcomes.append(await one(i, *item))
+            ends.append(time.time())
+
+        await asyncio.gather(*(timed(i, item) for i, item in enumerate(resumes)))
+        results.put((outcomes, max(ends) - start if ends else 0.0))
+
+    asyncio.run(run())
+
+
+def _session_heads(port: int, sessions: list[str]) -> dict[str, tuple[int, str | None]]:
+    import urllib.request
+
+    heads: dict[str, tuple[int, str | None]] = {}
+    for session in sessions:
+        url = f"http://127.0.0.1:{port}/api/sessions/{session}/events?limit=1"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            body = json.loads(reply.read())
+        heads[session] = (int(body["last_seq"]), body["epoch"])
+    return heads
+
+
+def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """N clients reconnect at once with ``last_seq`` (after a deploy): time until every one
+    has its snapshot and the events it missed, and connects+catch-ups per second."""
+    sessions = [f"storm-{i}" for i in range(max(1, args.storm // args.subscribers))]
+    with _server(target) as server:
+        if target.kind == "hub":
+            events = len(sessions) * args.storm_missed
+            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0, None))
+            heads = _session_heads(target.port, sessions)
+        else:
+            heads = dict.fromkeys(sessions, (args.storm_missed, None))
+        resumes = [
+            (
+                session,
+                max(0, heads[session][0] - args.storm_missed),
+                heads[session][1],
+                heads[session][0],
+            )
+            for session in sessions
+            for _ in range(args.subscribers)
+        ][: args.storm]
+        ctx = mp.get_context("spawn")
+        start_at, results = ctx.Queue(), ctx.Queue()
+        count = args.workers
+        processes = [
+            ctx.Process(
+                target=_storm_worker,
+                args=(target.kind, target.port, resumes[i::count], i, start_at, results),
+            )
+            for i in range(count)
+        ]
+        for process in processes:
+            process.start()
+        time.sleep(3.0)  # the workers import and wait
+        cpu_before = _cpu_s(server.pid)
+        begin = time.time() + 1.0
+        for _ in processes:
+            start_at.put(begin)
+        replies = [results.get(timeout=300) for _ in processes]
+        cpu = _cpu_s(server.pid) - cpu_before
+        for process in processes:
+            process.join(timeout=30)
+    outcomes = [o for out, _ in replies for o in out]
+    seconds = max(took for _, took in replies)
+    failures: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome != "ok":
+            failures[outcome] = failures.get(outcome, 0) + 1
+    return {
+        "target": target.name,
+        "clients": len(resumes),
+        "missed_each": args.storm_missed if target.kind == "hub" else 0,
+        "caught_up": outcomes.count("ok"),
+        "failures": failures,
+        "seconds": seconds,
+        "per_s": outcomes.count("ok") / seconds if seconds else float("nan"),
+        "server_cpu_s": cpu,
+    }
+
+
+# -- idle connections --------------------------------------------------------------------
+def idle(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """``args.idle`` connections held open: RSS per connection, and the server's CPU over
+    ``args.idle_window`` seconds of nothing but keep-alive pings."""
+    sessions = [f"idle-{i}" for i in range(max(1, args.idle // args.subscribers))]
+    subscriptions = [s for s in sessions for _ in range(args.subscribers)][: args.idle]
+    extra = []
+    if target.kind == "hub":
+        extra = ["--ws-ping-interval", str(args.ping_interval)]
+    with _server(target, extra) as server:
+        rss_before = _rss_kib(server.pid)
+        workers = Workers.start(target, subscriptions, args.workers, hold=True)
+        connected = workers.connected()
+        time.sleep(2.0)
+        rss_idle = _rss_kib(server.pid)
+        workers.go.set()
+        cpu_before = _cpu_s(server.pid)
+        time.sleep(args.idle_window)
+        cpu = _cpu_s(server.pid) - cpu_before
+        alive = sum(count[0] for _, count in workers.finish())
     return {
         "target": target.name,
         "connections": connected,
-        "published": sent,
-        "delivered": delivered,
-        "expected": sent * args.subscribers,
-        "delivered_per_s": delivered / (args.duration + args.warmup),
-        "p50_ms": pct(0.50) if latencies else float("nan"),
-        "p99_ms": pct(0.99) if latencies else float("nan"),
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "alive_after": alive,
+        "rss_mib": rss_idle / 1024,
         "rss_per_conn_kib": (rss_idle - rss_before) / max(1, connected),
+        "cpu_pct": 100 * cpu / args.idle_window,
+        "window_s": args.idle_window,
+        "ping_interval_s": args.ping_interval if target.kind == "hub" else 20.0,
     }
 
 
@@ -352,30 +704,57 @@ def _clean_redis(prefix: str) -> None:
 
 
 def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    steps = ", ".join(f"{rate:g}/s for {seconds:g} s" for rate, seconds in args.steps)
     print(
-        f"\n{args.sessions} sessions x {args.subscribers} subscribers, {args.rate:g} events/s "
-        f"for {args.duration:g} s after {args.warmup:g} s warm-up ({args.workers} subscriber "
-        f"processes), {os.cpu_count()} cores"
+        f"\n{args.sessions} sessions x {args.subscribers} subscribers, events at {steps} "
+        f"after {args.warmup:g} s warm-up each ({args.workers} subscriber processes), "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
     )
     header = (
-        f"{'target':<17}{'conns':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'KiB/conn':>10}"
+        f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
+        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         print(
-            f"{row['target']:<17}{row['connections']:>7}{row['delivered_per_s']:>13.0f}"
-            f"{row['expected'] - row['delivered']:>7}{row['p50_ms']:>9.1f}"
-            f"{row['p99_ms']:>9.1f}{row['rss_per_conn_kib']:>10.1f}"
+            f"{row['target']:<17}{row['connections']:>7}{row['rate']:>7g}"
+            f"{row['delivered_per_s']:>13.0f}{row['expected'] - row['delivered']:>7}"
+            f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['rss_per_conn_kib']:>10.1f}"
+            f"{row['cpu_us_per_delivery']:>11.1f}"
         )
-    by = {row["target"]: row for row in rows}
+    by = {row["target"]: row for row in rows if row["rate"] == args.steps[0][0]}
     print()
     for ours in ("hub-memory", "hub-redis"):
         for base in ("raw-websockets", "python-socketio"):
-            if ours in by and base in by and by[base]["delivered_per_s"]:
-                ratio = by[ours]["delivered_per_s"] / by[base]["delivered_per_s"]
-                print(f"throughput {ours} / {base}: {ratio:.2f}x")
+            if ours in by and base in by and by[base]["p99_ms"]:
+                ratio = by[ours]["p99_ms"] / by[base]["p99_ms"]
+                print(f"p99 {ours} / {base}: {ratio:.2f}x")
+    if "hub-redis" in by and "hub-memory" in by:
+        ratio = by["hub-redis"]["p99_ms"] / by["hub-memory"]["p99_ms"]
+        print(f"p99 hub-redis / hub-memory: {ratio:.2f}x")
+    if len(args.steps) > 1:
+        _report_saturation(rows)
+
+
+def _report_saturation(rows: list[dict[str, Any]]) -> None:
+    """The highest rate each target kept with nothing lost and p99 under 200 ms."""
+    best: dict[str, float] = {}
+    for row in rows:
+        ok = row["delivered"] == row["expected"] and row["p99_ms"] < SATURATION_P99_MS
+        best.setdefault(row["target"], 0.0)
+        if ok:
+            best[row["target"]] = max(best[row["target"]], row["rate"])
+    print("\nsaturation (highest rate with nothing lost and p99 < 200 ms):")
+    for name, rate in best.items():
+        print(f"  {name:<17}{rate:>8g} events/s")
+    for ours in ("hub-memory", "hub-redis"):
+        for base in ("raw-websockets", "python-socketio"):
+            if best.get(ours) is not None and best.get(base):
+                print(f"saturation {ours} / {base}: {best[ours] / best[base]:.2f}x")
+
+
+SATURATION_P99_MS = 200.0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -389,20 +768,80 @@ def main(argv: list[str] | None = None) -> None:
         "--warmup", type=float, default=2.0, help="seconds published first, left out of latency"
     )
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument(
+        "--saturation",
+        metavar="RATES",
+        help="comma-separated publish rates, stepped up over the same connections "
+        "(each for --duration after --warmup) to find the highest one that holds",
+    )
+    parser.add_argument("--drain", type=float, default=1.0, help="seconds to let the last land")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--targets", default="hub-memory,hub-redis,raw-websockets,python-socketio")
+    parser.add_argument("--storm", type=int, default=0, help="reconnect storm of N clients")
+    parser.add_argument("--storm-missed", type=int, default=20, help="events each one missed")
+    parser.add_argument("--idle", type=int, default=0, help="N idle connections: RSS and CPU")
+    parser.add_argument("--idle-window", type=float, default=40.0)
+    parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="a small smoke configuration")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="sample each server with py-spy while events are published (run under "
+        "`uv run --with py-spy`); collapsed stacks go to PREFIX-<target>.txt",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.subscribers, args.rate, args.duration = 2, 5, 20.0, 2.0
         args.warmup = 0.5
         args.workers = 1
+        if args.storm:
+            args.storm = min(args.storm, 20)
+    rates = [float(r) for r in args.saturation.split(",")] if args.saturation else [args.rate]
+    args.steps = [(rate, args.duration) for rate in rates]
     _raise_nofile()
-    rows = [measure(target, args) for target in targets(args.targets.split(","))]
-    report(rows, args)
+    chosen = targets(args.targets.split(","))
+    out: dict[str, Any] = {}
+    if args.storm:
+        storms = [storm(t, args) for t in chosen if t.kind in ("hub", "raw")]
+        _report_storm(storms)
+        out["storm"] = storms
+    elif args.idle:
+        idles = [idle(t, args) for t in chosen]
+        _report_idle(idles)
+        out["idle"] = idles
+    else:
+        rows = [row for target in chosen for row in measure(target, args)]
+        report(rows, args)
+        out["rows"] = rows
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps(out.get("rows", out)))
+
+
+def _report_storm(rows: list[dict[str, Any]]) -> None:
+    print("\nreconnect storm: every client connects at once with last_seq")
+    header = f"{'target':<17}{'clients':>8}{'missed':>8}{'caught up':>10}{'seconds':>9}{'per s':>8}"
+    print(header + f"{'cpu s':>7}  failures")
+    print("-" * (len(header) + 17))
+    for row in rows:
+        print(
+            f"{row['target']:<17}{row['clients']:>8}{row['missed_each']:>8}"
+            f"{row['caught_up']:>10}{row['seconds']:>9.2f}{row['per_s']:>8.0f}"
+            f"{row['server_cpu_s']:>7.1f}  {row['failures'] or '-'}"
+        )
+
+
+def _report_idle(rows: list[dict[str, Any]]) -> None:
+    print("\nidle connections held open")
+    print(
+        f"{'target':<17}{'conns':>7}{'alive':>7}{'RSS MiB':>9}{'KiB/conn':>10}{'CPU %':>7}  pings"
+    )
+    for row in rows:
+        print(
+            f"{row['target']:<17}{row['connections']:>7}{row['alive_after']:>7}"
+            f"{row['rss_mib']:>9.0f}{row['rss_per_conn_kib']:>10.1f}{row['cpu_pct']:>7.1f}"
+            f"  every {row['ping_interval_s']:g} s over {row['window_s']:g} s"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ class AppSettings(CoreSettings):
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+    # Off: the status events are small, and a deflate context costs each connection
+    # tens of KiB for as long as it is open (uvicorn negotiates it whenever a browser asks).
+    ws_per_message_deflate: bool = False
 
     shutdown_grace_s: float = Field(default=20.0, gt=0, le=600)
     ready_check_timeout_s: float = Field(default=2.0, gt=0, le=30)

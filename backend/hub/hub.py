@@ -23,11 +23,15 @@ from backend.hub import frames, protocol
 from backend.hub.bus import EventBus, Published
 from backend.hub.connection import Connection, Cursor, Sync, Transport
 from backend.hub.hub_metrics import HubMetrics
-from backend.hub.replay import catch_up
+from backend.hub.replay import SharedReads, catch_up
 
 log = structlog.get_logger(__name__)
 
 MEMBERSHIP_TTL_S = 24 * 3600
+# Connections greeted at once (access check, membership, following the room). In a
+# reconnect storm the rest wait their turn here instead of all holding a store call whose
+# reply the busy loop reads late enough to time it out.
+GREETING_CONCURRENCY = 64
 
 
 class SessionAccess(Protocol):
@@ -56,6 +60,9 @@ class Hub:
         self._rooms: dict[str, set[Connection]] = {}
         self._ids = itertools.count(1)
         self._watchers: dict[str, set[asyncio.Queue[Published]]] = {}
+        # A room's members that need its history at the same time share one read.
+        self._reads = SharedReads(bus)
+        self._greeting = asyncio.Semaphore(GREETING_CONCURRENCY)
 
     async def start(self) -> None:
         await self.bus.start(self)
@@ -102,9 +109,12 @@ class Hub:
         last_seq: int | None = None,
         epoch: str | None = None,
     ) -> None:
+        """The first messages; ``session_id`` is joined without checking access again
+        (its owner checked it before accepting the connection)."""
         conn.offer(protocol.dumps(protocol.connected(conn.id, session_id)))
         if session_id is not None:
-            await self.join_room(conn, session_id, last_seq, epoch, reply=False)
+            async with self._greeting:
+                await self.join_room(conn, session_id, last_seq, epoch, reply=False, checked=True)
 
     async def disconnect(self, conn: Connection) -> None:
         if self._connections.pop(conn.id, None) is None:
@@ -127,7 +137,8 @@ class Hub:
         return self._access
 
     async def check_access(self, principal: Principal, session_id: str) -> None:
-        await self._access.check(principal, session_id)
+        async with self._greeting:
+            await self._access.check(principal, session_id)
 
     # -- client frames ---------------------------------------------------------------
     async def handle_frame(
@@ -144,9 +155,11 @@ class Hub:
         request_id: Any = None,
         *,
         reply: bool = True,
+        checked: bool = False,
     ) -> None:
         if room not in conn.cursors:
-            await self._access.check(conn.principal, room)
+            if not checked:
+                await self._access.check(conn.principal, room)
             await self._store.add_members(_membership_key(conn.id), room, ttl_s=MEMBERSHIP_TTL_S)
             members = self._rooms.setdefault(room, set())
             if not members and room not in self._watchers:
@@ -190,6 +203,7 @@ class Hub:
 
     # -- live traffic from the bus -----------------------------------------------------
     def on_event(self, event: Published) -> None:
+        self._reads.invalidate(event.session_id)  # a read started before may lack it
         for conn in tuple(self._rooms.get(event.session_id, ())):
             if not conn.offer(event):
                 self._metrics.slow_closes.inc()
@@ -213,28 +227,67 @@ class Hub:
 
     # -- the writer ------------------------------------------------------------------
     async def pump(self, conn: Connection) -> None:
-        """Send the connection's queue in order, forever (cancelled by its owner)."""
-        while True:
-            item = await conn.next_item()
-            if isinstance(item, str):
-                await conn.transport.send_text(item)
-            elif isinstance(item, Sync):
-                await self._sync(conn, item.room, item.last_seq, item.epoch)
-            else:
-                await self._deliver(conn, item)
+        """Send the connection's queue in order until it fails (or its owner cancels).
 
-    async def _deliver(self, conn: Connection, event: Published) -> None:
+        Whatever is ready is taken at once: the live events and replies among it go out in
+        one ``send_texts``; a snapshot or a gap fill flushes what came before it first.
+        """
+        send = conn.transport.send_texts
+        while True:
+            batch = await conn.next_batch()
+            if not batch:
+                return  # failed: the owner closes it
+            texts: list[str] = []
+            for item in batch:
+                if isinstance(item, str):
+                    texts.append(item)
+                elif isinstance(item, Published):
+                    if self._admit(conn, item):
+                        texts.append(item.text)
+                    elif self._needs_fill(conn, item):
+                        if texts:
+                            await send(texts)
+                            texts = []
+                        await self._fill(conn, item)
+                else:
+                    if texts:
+                        await send(texts)
+                        texts = []
+                    await self._sync(conn, item.room, item.last_seq, item.epoch)
+            if texts:
+                await send(texts)
+
+    def _admit(self, conn: Connection, event: Published) -> bool:
+        """True (and the cursor moved) when ``event`` is the next one this client needs."""
         cursor = conn.cursors.get(event.session_id)
-        if cursor is None or (event.seq <= cursor.seq and event.epoch == cursor.epoch):
-            return
-        if not event.text or event.epoch != cursor.epoch or event.seq > cursor.seq + 1:
-            # History was lost (new epoch) or this process missed events: fill from history.
-            await self._sync(conn, event.session_id, cursor.seq, cursor.epoch, quiet=True)
-            return
-        await conn.transport.send_text(event.text)
+        if (
+            cursor is None
+            or not event.text
+            or event.epoch != cursor.epoch
+            or event.seq != cursor.seq + 1
+        ):
+            return False
         cursor.seq = event.seq
         self._metrics.delivered.inc()
         self._metrics.lag.observe(max(0.0, time.time() - event.published_at))
+        return True
+
+    @staticmethod
+    def _needs_fill(conn: Connection, event: Published) -> bool:
+        """Not admitted and not already sent: history was lost (new epoch) or missed."""
+        cursor = conn.cursors.get(event.session_id)
+        return cursor is not None and (event.seq > cursor.seq or event.epoch != cursor.epoch)
+
+    async def _fill(self, conn: Connection, event: Published) -> None:
+        """Fill from history up to ``event`` (a read shared with the room's other members
+        may have started just before it: then once more, on a read of its own)."""
+        room = event.session_id
+        for _ in range(2):
+            await self._sync(conn, room, *_resume_point(conn, room), quiet=True)
+            if not self._needs_fill(conn, event):
+                return
+        # Still behind after a fresh read: only an event from a newer epoch than the
+        # store holds now (it lost the history again meanwhile); the next event fills.
 
     async def _sync(
         self,
@@ -248,12 +301,25 @@ class Hub:
         """Snapshot then replay (or, ``quiet``, only the missed events when it can)."""
         if room not in conn.cursors:
             return
+        send = conn.transport
         done = await catch_up(
-            self.bus, room, last_seq, epoch, conn.transport.send_text, quiet=quiet
+            self._reads,
+            room,
+            last_seq,
+            epoch,
+            send.send_text,
+            quiet=quiet,
+            send_many=send.send_texts,
         )
         if not quiet:
             self._metrics.resumes.labels(str(done.recovered).lower()).inc()
-        conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+        if room in conn.cursors:  # not left while the history was read
+            conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+
+
+def _resume_point(conn: Connection, room: str) -> tuple[int | None, str | None]:
+    cursor = conn.cursors[room]
+    return cursor.seq, cursor.epoch
 
 
 def _membership_key(connection_id: str) -> str:

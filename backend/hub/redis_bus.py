@@ -263,13 +263,13 @@ class RedisBus:
     async def _dispatch(self, data: Any) -> None:
         try:
             body = json.loads(data)
-            await self._route(body)
+            await self._route(body, data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # The channel is documented for other languages: a malformed message is
             # dropped, never the listener.
             log.warning("hub_bad_channel_message", error=repr(exc))
 
-    async def _route(self, body: Any) -> None:
+    async def _route(self, body: Any, data: Any) -> None:
         if body.get("k") == "m":
             if self._sink is not None:
                 self._sink.on_message(body)
@@ -291,7 +291,7 @@ class RedisBus:
                 seq,
                 epoch,
                 str(body["v"].get("agent", "")),
-                dumps(body["v"]),
+                _event_text(data, body),
                 float(body.get("t", 0.0)),
             )
         )
@@ -300,6 +300,20 @@ class RedisBus:
         self._last[event.session_id] = (event.epoch, event.seq)
         if self._sink is not None:
             self._sink.on_event(event)
+
+
+_EVENT_HEAD = b'{"k":"e","e":"'
+_EVENT_VALUE = b',"v":'
+
+
+def _event_text(data: Any, body: dict[str, Any]) -> str:
+    """The event's JSON as the publish script wrote it (the text history holds too),
+    cut from the channel message rather than encoded again; any other shape is encoded."""
+    if isinstance(data, bytes) and data.startswith(_EVENT_HEAD) and data.endswith(b"}"):
+        start = data.find(_EVENT_VALUE)
+        if start != -1:
+            return data[start + len(_EVENT_VALUE) : -1].decode()
+    return dumps(body["v"])
 
 
 def _text(value: Any) -> str:

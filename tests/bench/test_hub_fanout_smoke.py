@@ -1,4 +1,4 @@
-"""The fan-out benchmark runs end to end on a tiny configuration (no timing is asserted)."""
+"""The fan-out benchmark runs end to end on tiny configurations (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -13,10 +14,9 @@ from tests.conftest import TEST_REDIS_URL
 from tests.support.uvicorn_process import ROOT
 
 
-@pytest.mark.slow
-def test_quick_run_prints_its_table_for_every_target() -> None:
+def _bench(*args: str) -> tuple[Any, str]:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.hub_fanout", "--quick", "--json"],
+        [sys.executable, "-m", "bench.hub_fanout", "--quick", "--json", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,7 +25,12 @@ def test_quick_run_prints_its_table_for_every_target() -> None:
         env={**os.environ, "BENCH_REDIS_URL": TEST_REDIS_URL},
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stdout
+
+
+@pytest.mark.slow
+def test_quick_run_prints_its_table_for_every_target() -> None:
+    rows, stdout = _bench()
     assert [row["target"] for row in rows] == [
         "hub-memory",
         "hub-redis",
@@ -35,4 +40,16 @@ def test_quick_run_prints_its_table_for_every_target() -> None:
     for row in rows:
         assert row["connections"] == 10
         assert row["delivered"] == row["expected"] > 0, row  # every subscriber got every event
-    assert "throughput hub-memory / raw-websockets" in result.stdout
+    assert "p99 hub-redis / hub-memory" in stdout
+
+
+@pytest.mark.slow
+def test_quick_reconnect_storm_catches_every_client_up() -> None:
+    out, stdout = _bench("--storm", "20", "--targets", "hub-memory,hub-redis,raw-websockets")
+    storms = out["storm"]
+    assert [row["target"] for row in storms] == ["hub-memory", "hub-redis", "raw-websockets"]
+    for row in storms:
+        # Each hub client resumed with last_seq: snapshot recovered, then the 20 it missed.
+        assert row["failures"] == {}, row["target"]
+        assert row["clients"] == row["caught_up"] == 20, row
+    assert "reconnect storm" in stdout

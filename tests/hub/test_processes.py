@@ -217,3 +217,21 @@ def test_redis_layout_document_lets_any_language_publish(redis_url: str, redis_p
         assert (event["agent"], event["status"], event["seq"]) == ("go_worker", "completed", 1)
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize(("setting", "negotiated"), [(None, False), ("true", True)])
+async def test_serve_negotiates_compression_only_when_configured(
+    setting: str | None, negotiated: bool
+) -> None:
+    service = ServiceProcess({"WS_PER_MESSAGE_DEFLATE": setting} if setting else {}, cli=True)
+    service.start()
+    try:
+        # Like a browser, the client offers permessage-deflate.
+        client = await Client.open(f"{service.ws_url}/ws/deflate-1", compression="deflate")
+        await client.recv_until("snapshot")
+        assert client.ws.response is not None
+        extensions = client.ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+        assert ("permessage-deflate" in extensions) is negotiated, extensions
+        await client.close()
+    finally:
+        service.stop()

@@ -7,6 +7,7 @@ import contextlib
 
 import structlog
 from fastapi import APIRouter, WebSocket
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketState
 
 from backend.app.deps import caller_ip, get_app_state, websocket_principal
@@ -19,7 +20,13 @@ from backend.core.errors import (
     Unauthorized,
     Unavailable,
 )
-from backend.core.rate_limits import FrameVerdict, LimitName, RateLimited, RateLimiter
+from backend.core.rate_limits import (
+    FrameVerdict,
+    FrameWindow,
+    LimitName,
+    RateLimited,
+    RateLimiter,
+)
 from backend.hub import protocol
 from backend.hub.connection import (
     CLOSE_FORBIDDEN,
@@ -44,12 +51,19 @@ CLOSE_INTERNAL = 1011  # the server failed this connection: resume with last_seq
 
 class WebSocketTransport:
     kind = "websocket"
+    __slots__ = ("_ws",)
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
 
     async def send_text(self, text: str) -> None:
-        await self._ws.send_text(text)
+        await self._ws.send({"type": "websocket.send", "text": text})
+
+    async def send_texts(self, texts: list[str]) -> None:
+        # ASGI carries one message per send; the batch saves the queue hops around them.
+        send = self._ws.send
+        for text in texts:
+            await send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:
         if self._ws.application_state is WebSocketState.CONNECTED:
@@ -58,13 +72,11 @@ class WebSocketTransport:
                     await self._ws.close(code, reason)
 
 
-@router.websocket("/ws")
-@router.websocket("/ws/{session_id}")
-async def status_socket(websocket: WebSocket, session_id: str | None = None) -> None:
+async def status_socket(websocket: WebSocket) -> None:
     state = await get_app_state(websocket)
     hub: Hub = state.hub
     params = websocket.query_params
-    session_id = session_id or params.get("session_id") or None
+    session_id = websocket.path_params.get("session_id") or params.get("session_id") or None
     await websocket.accept()
     transport = WebSocketTransport(websocket)
     # A bad resume point is bad input like any other: an error reply, then a fresh
@@ -125,8 +137,8 @@ async def _serve(
     structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
     tasks = [
         asyncio.create_task(reader.run(websocket, hub, conn), name=f"ws-read-{conn.id}"),
+        # The writer also ends when the connection fails (too slow, too big, shutdown).
         asyncio.create_task(hub.pump(conn), name=f"ws-write-{conn.id}"),
-        asyncio.create_task(conn.closing.wait(), name=f"ws-closing-{conn.id}"),
     ]
     try:
         await hub.greet(conn, session_id, last_seq, epoch)
@@ -154,16 +166,27 @@ async def _serve(
         log.info("ws_closed", close_code=conn.close_code)
 
 
+# Plain Starlette routes: FastAPI's WebSocket route would solve (empty) dependencies and
+# keep their exit stacks for the connection's whole life, ~9 KiB per connection, for
+# nothing this endpoint uses (docs/benchmarks.md, memory per connection).
+router.routes += [
+    WebSocketRoute("/ws", status_socket, name="status_socket"),
+    WebSocketRoute("/ws/{session_id}", status_socket, name="status_socket_session"),
+]
+
+
 class _Reader:
     """A connection's reader: size limit, frame rate limit, then the protocol core."""
+
+    __slots__ = ("limiter", "max_frame", "messaging")
 
     def __init__(self, max_frame: int, limiter: RateLimiter, messaging: Messaging) -> None:
         self.max_frame = max_frame
         self.messaging = messaging
         self.limiter = limiter
-        self.window = limiter.frame_window()
 
     async def run(self, websocket: WebSocket, hub: Hub, conn: Connection) -> None:
+        window: FrameWindow | None = None  # made at the first frame: most clients send none
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -174,7 +197,9 @@ class _Reader:
             if len(data) > self.max_frame:
                 conn.fail(CLOSE_TOO_BIG, f"frames are at most {self.max_frame} bytes")
                 return
-            verdict = self.window.hit()
+            if window is None:
+                window = self.limiter.frame_window()
+            verdict = window.hit()
             if verdict is FrameVerdict.ACCEPT:
                 await hub.handle_frame(conn, data, self.messaging)
                 continue
