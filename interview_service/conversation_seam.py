@@ -32,9 +32,16 @@ class InterviewPlan:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+class WireEvent(Protocol):
+    """A typed event of the conversation's (:mod:`interview_service.voice.events`)."""
+
+    def to_wire(self) -> dict[str, Any]: ...
+
+
 class EventSink(Protocol):
-    def send(self, event: Mapping[str, Any]) -> None:
-        """Queue one JSON event for the browser; never blocks, drops when the channel closed."""
+    def send(self, event: WireEvent) -> None:
+        """Apply one event to the call and queue it for the browser; never blocks, drops
+        when the channel closed."""
 
 
 class AudioSource(Protocol):
