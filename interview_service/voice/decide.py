@@ -27,7 +27,7 @@ log = structlog.get_logger(__name__)
 
 # Words an answer does not end on: the candidate is thinking, not done.
 UNFINISHED_ENDINGS = frozenset(
-    [
+    {
         "and",
         "but",
         "so",
@@ -93,11 +93,23 @@ UNFINISHED_ENDINGS = frozenset(
         "actually",
         "basically",
         "mean",
-    ]
+        "about",
+        "around",
+        "into",
+        "onto",
+        "through",
+        "over",
+        "under",
+        "using",
+        "some",
+        "this",
+        "these",
+        "those",
+    }
 )
 # What a listener says to keep a speaker going, not to take the turn.
 BACKCHANNELS = frozenset(
-    [
+    {
         "yeah",
         "yes",
         "yep",
@@ -132,8 +144,7 @@ BACKCHANNELS = frozenset(
         "see",
         "got",
         "it",
-        "no",
-    ]
+    }
 )
 WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*")
 
@@ -165,7 +176,7 @@ class Verdict:
 @dataclass(frozen=True, slots=True)
 class Silences:
     confident_s: float = 0.4  # reads finished, and the model agrees
-    unsure_s: float = 1.0  # reads finished, the model does not
+    unsure_s: float = 3.0  # reads finished, the model does not (it is asked again later)
     max_s: float = 3.0  # reads unfinished: all the time the candidate needs
 
 
@@ -200,8 +211,9 @@ class SmartTurnJudge:
         s = self.silences
         if not words or reads_unfinished(words):
             return Verdict(False, s.max_s, probability, self.name, took)
-        wait = s.confident_s if probability >= self.threshold else s.unsure_s
-        return Verdict(True, wait, probability, self.name, took)
+        if probability >= self.threshold:  # confident: the reply may be prepared
+            return Verdict(True, s.confident_s, probability, self.name, took)
+        return Verdict(False, s.unsure_s, probability, self.name, took)
 
 
 class LanguageModelJudge:
@@ -213,6 +225,7 @@ class LanguageModelJudge:
         self.interviewer = interviewer
         self.silences = silences
         self.timeout_s = timeout_s
+        self._last: tuple[str, bool] | None = None  # the same words are asked about once
 
     async def judge(
         self, speech: np.ndarray, text: Awaitable[str], history: Sequence[Turn]
@@ -221,12 +234,16 @@ class LanguageModelJudge:
         words = await text
         if not words or reads_unfinished(words):
             return Verdict(False, self.silences.max_s, None, self.name)
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                finished = await self.interviewer.is_complete(history, words)
-        except Exception as exc:  # a slow or failing check: the words decide
-            log.info("semantic_check_skipped", error=repr(exc)[:200])
-            finished = True
+        if self._last is not None and self._last[0] == words:
+            finished = self._last[1]
+        else:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    finished = await self.interviewer.is_complete(history, words)
+            except Exception as exc:  # a slow or failing check: the words decide
+                log.info("semantic_check_skipped", error=repr(exc)[:200])
+                finished = True
+            self._last = (words, finished)
         end = self.silences.confident_s if finished else self.silences.max_s
         return Verdict(finished, end, None, self.name, time.perf_counter() - began)
 

@@ -124,7 +124,14 @@ class WhisperStt:
 
     async def transcribe(self, audio: np.ndarray, *, language: str, prompt: str = "") -> str:
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio, language, prompt)
+            run = asyncio.ensure_future(asyncio.to_thread(self._run, audio, language, prompt))
+            try:
+                return await asyncio.shield(run)
+            except asyncio.CancelledError:
+                # the thread cannot be stopped: keep the next call waiting until it is done,
+                # or two transcriptions would share the cores
+                await asyncio.wait({run})
+                raise
 
     def _run(self, audio: np.ndarray, language: str, prompt: str) -> str:
         segments, _ = self._model.transcribe(

@@ -28,7 +28,7 @@ class VoiceSettings(CoreSettings):
     interview_turn_threshold: float = Field(default=0.5, gt=0, lt=1)
     interview_turn_pause_s: float = Field(default=0.16, ge=0.064, le=1)
     interview_turn_confident_s: float = Field(default=0.4, ge=0.1, le=3)
-    interview_turn_unsure_s: float = Field(default=1.0, ge=0.1, le=5)
+    interview_turn_unsure_s: float = Field(default=3.0, ge=0.1, le=10)
     interview_turn_max_silence_s: float = Field(default=3.0, ge=0.5, le=10)
     interview_end_of_turn_silence_s: float = Field(default=1.4, ge=0.3, le=5)  # "window"
     interview_preemptive_generation: bool = True
@@ -36,7 +36,7 @@ class VoiceSettings(CoreSettings):
     # call's greeting is not late (off in tests that start many service processes).
     interview_warm_models: bool = True
     interview_hold_s: float = Field(default=0.19, ge=0.064, le=2)
-    interview_barge_in_s: float = Field(default=0.6, ge=0.1, le=3)
+    interview_barge_in_s: float = Field(default=1.0, ge=0.1, le=3)
     interview_provider_timeout_s: float = Field(default=15.0, gt=0, le=120)
     interview_semantic_timeout_s: float = Field(default=1.0, gt=0, le=10)
     # A pause this long inside an answer commits the STT piece begun at the pause, so

@@ -36,9 +36,10 @@ class Signal(Enum):
 @dataclass(slots=True)
 class TurnTakingConfig:
     pause_s: float = 0.16  # a pause the end-of-turn judge looks at
+    rejudge_s: tuple[float, ...] = (0.5, 1.0)  # and looks at again, as the silence grows
     max_silence_s: float = 3.0  # the turn ends after this much silence whatever it says
     hold_s: float = 0.19  # speech over the interviewer that holds its audio
-    barge_in_s: float = 0.6  # ... that counts as an interruption (backchannels are shorter)
+    barge_in_s: float = 1.0  # ... that is checked as an interruption (backchannels are shorter)
     release_s: float = 0.3  # silence that ends a burst over the interviewer
     min_speech_s: float = 0.25  # shorter bursts (a cough, a click) are not a turn
     start_threshold: float = 0.5
@@ -53,6 +54,7 @@ class TurnDetector:
         self.speech_s = 0.0  # voiced time in this utterance
         self.silence_s = 0.0  # silence since the last voiced chunk
         self.paused = False  # PAUSED was signalled for the current silence
+        self.judged = 0  # how many times PAUSED was signalled for it
         self.end_silence_s = config.max_silence_s  # what the judge asked for this pause
         self.burst_s = 0.0  # voiced time over the interviewer
         self.holding = False
@@ -111,7 +113,12 @@ class TurnDetector:
             return Signal.END_OF_TURN
         if not self.paused and self.silence_s >= cfg.pause_s:
             self.paused = True
+            self.judged = 1
             return Signal.PAUSED
+        if self.paused and self.judged <= len(cfg.rejudge_s):
+            if self.silence_s >= cfg.rejudge_s[self.judged - 1]:
+                self.judged += 1
+                return Signal.PAUSED  # the model hears more silence now: ask again
         return Signal.NONE
 
     def _over_interviewer(self) -> Signal:
