@@ -115,10 +115,10 @@ class TurnDetector:
             self.paused = True
             self.judged = 1
             return Signal.PAUSED
-        if self.paused and self.judged <= len(cfg.rejudge_s):
-            if self.silence_s >= cfg.rejudge_s[self.judged - 1]:
-                self.judged += 1
-                return Signal.PAUSED  # the model hears more silence now: ask again
+        again = self.paused and self.judged <= len(cfg.rejudge_s)
+        if again and self.silence_s >= cfg.rejudge_s[self.judged - 1]:
+            self.judged += 1
+            return Signal.PAUSED  # the model hears more silence now: ask again
         return Signal.NONE
 
     def _over_interviewer(self) -> Signal:
