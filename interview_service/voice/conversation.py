@@ -177,7 +177,7 @@ class VoiceConversation:
                 text.cancel()  # a judge that did not need the words
         self._verdict = verdict
         self.detector.end_after(verdict.end_after_s)
-        if verdict.finished and self.stack.preemptive and self._speech is None:
+        if verdict.prepare and self.stack.preemptive and self._speech is None:
             words = text.result()
             if words:
                 self._reply_to(words, committed=False)

@@ -166,11 +166,12 @@ def is_backchannel(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    finished: bool  # reads finished: the reply may be prepared now
+    finished: bool  # confident the answer is over
     end_after_s: float  # the silence that ends the turn
     probability: float | None  # the model's P(complete), when a model ran
     judge: str
     seconds: float = 0.0  # what judging took
+    prepare: bool = False  # the words read finished: the reply may be prepared now
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,9 +212,11 @@ class SmartTurnJudge:
         s = self.silences
         if not words or reads_unfinished(words):
             return Verdict(False, s.max_s, probability, self.name, took)
-        if probability >= self.threshold:  # confident: the reply may be prepared
-            return Verdict(True, s.confident_s, probability, self.name, took)
-        return Verdict(False, s.unsure_s, probability, self.name, took)
+        # The words read finished: prepare the reply (thrown away if the candidate goes
+        # on); the model says how soon it may play.
+        if probability >= self.threshold:
+            return Verdict(True, s.confident_s, probability, self.name, took, prepare=True)
+        return Verdict(False, s.unsure_s, probability, self.name, took, prepare=True)
 
 
 class LanguageModelJudge:
@@ -245,7 +248,8 @@ class LanguageModelJudge:
                 finished = True
             self._last = (words, finished)
         end = self.silences.confident_s if finished else self.silences.max_s
-        return Verdict(finished, end, None, self.name, time.perf_counter() - began)
+        took = time.perf_counter() - began
+        return Verdict(finished, end, None, self.name, took, prepare=finished)
 
 
 class SilenceWindowJudge:
