@@ -314,6 +314,40 @@ def _report(row: dict[str, Any], args: argparse.Namespace) -> None:
     )
 
 
+async def _webrtc_floor(args: argparse.Namespace, audio: dict[str, Any]) -> float:
+    """CPU per call of the call alone (the greeter: Opus, RTP, SRTP, ICE, the data
+    channel, no voice loop) while each candidate speaks for 12 s: % of a core."""
+    from tests.support.rtc_client import RtcClient
+    from tests.support.uvicorn_process import ServiceProcess
+
+    env = {"STUN_URLS": "", "INTERVIEW_CONVERSATION": "greeter", "RATE_LIMITS_ENABLED": "false"}
+    service = ServiceProcess({**env, "LOG_LEVEL": "WARNING", "INTERVIEW_MAX_CONCURRENT": "100"})
+    service.start()
+    assert service.process is not None
+    clients = []
+    try:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=60) as http:
+            for _ in range(args.calls):
+                started = (await http.post("/api/interview/start", json={"user_id": "b"})).json()
+                client = RtcClient(started["ice_servers"], speak_s=0)
+                clients.append(client)
+                await client.call(http, started["session_id"])
+                await asyncio.wait_for(client.connected.wait(), 20)
+            await asyncio.sleep(2)
+            for client in clients:
+                for pcm in audio["answers"][:2]:
+                    client.microphone.enqueue_pcm(pcm + bytes(96_000))
+            before, began = _cpu_seconds(service.process.pid), time.perf_counter()
+            await asyncio.sleep(12)
+            busy = (_cpu_seconds(service.process.pid) - before) / (time.perf_counter() - began)
+    finally:
+        for client in clients:
+            await client.close()
+        service.terminate()
+        service.wait(30)
+    return busy / args.calls * 100
+
+
 def _decision_time() -> tuple[float, float]:
     """The smart-turn model on 8 s of speech, one thread: (p50, p95) in ms."""
     from interview_service.voice.smart_turn import SmartTurn
@@ -341,6 +375,7 @@ async def _main(args: argparse.Namespace) -> None:
         "pauses": await thinking_pause_answers(voice),
     }
     rows = [await _mode(mode, args, audio) for mode in args.modes.split(",")]
+    floor = await _webrtc_floor(args, audio)
     load = os.getloadavg()[0]
     print(f"\n{os.cpu_count()} cores, load average {load:.1f}; the candidate shares them")
     for row in rows:
@@ -355,6 +390,10 @@ async def _main(args: argparse.Namespace) -> None:
             f"\nvoice-to-voice p50 with the fakes: {new * 1000:.0f} ms, the 1.4 s window "
             f"{old * 1000:.0f} ms: ratio {new / old:.2f}"
         )
+    print(
+        f"the call alone (greeter: Opus, RTP, SRTP, ICE, data channel, no voice loop), "
+        f"{args.calls} calls: {floor:.1f}% of a core per call"
+    )
     p50, p95 = _decision_time()
     print(f"smart-turn v3 decision (8 s of audio, one thread): p50 {p50:.0f} ms, p95 {p95:.0f} ms")
 

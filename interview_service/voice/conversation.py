@@ -143,9 +143,10 @@ class VoiceConversation:
                         raise ListenerFailed("the listener stopped; see listener_failed in the log")
                     case Started(at=at):
                         self._send(events.SpeechStarted(at))
-                    case Paused(capture=capture, speech=speech):
-                        self._cancel_judging()
+                    case Paused(capture=capture, speech=speech) if self._unsettled():
                         self._judging = self._spawn(self._judge(capture, speech))
+                    case Paused():
+                        pass  # judged already: confident, or the words read unfinished
                     case Resumed():
                         self._cancel_judging()
                         self._drop_prepared()
@@ -182,6 +183,14 @@ class VoiceConversation:
             if words:
                 self._reply_to(words, committed=False)
         return verdict
+
+    def _unsettled(self) -> bool:
+        """Whether this pause is worth judging (again): only when nothing is being
+        judged and the last verdict was unsure (the words finished, the model doubtful)."""
+        if self._judging is not None and not self._judging.done():
+            return False
+        verdict = self._verdict
+        return verdict is None or (verdict.prepare and not verdict.finished)
 
     def _cancel_judging(self) -> None:
         if self._judging is not None:
