@@ -123,6 +123,7 @@ class Candidate:
         connected = time.time()
         await _until(lambda: self.client.onsets, 30)
         self.greeting_s = self.client.onsets[0] - connected
+        await _until(lambda: self._replies() >= 1, 60)  # the whole greeting, then speak
         await self._quiet()
         return self
 
