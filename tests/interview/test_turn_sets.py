@@ -2,14 +2,19 @@
 interrupts, a real interruption does.
 
 Speech is espeak-ng's, played in real time into a conversation (no WebRTC) whose
-listening side is the production one: Silero VAD, faster-whisper (the bundled base
-model) and the smart-turn v3 model. The interviewer and its voice are fakes: what is
-judged here is when it speaks, not what.
+listening side is the production one: Silero VAD and the smart-turn v3 model, with
+faster-whisper (the bundled base model) for the backchannels. The thinking-pause set
+gets the words that were really said up to each pause from a scripted STT, so the
+policy is what is tested; whisper itself sometimes drops a fragment's last word ("I
+owned the" heard as "I owned."), which ``bench/voice_latency.py`` measures on the whole
+local stack. The interviewer and its voice are fakes: what is judged here is when it
+speaks, not what.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,7 @@ from tests.support.voice_sets import (
     THINKING_PAUSES,
     backchannels,
     silence,
-    thinking_pause_answers,
+    thinking_pause_parts,
 )
 
 pytestmark = pytest.mark.slow
@@ -44,17 +49,34 @@ def models() -> tuple[WhisperStt, SmartTurnJudge]:
     return WhisperStt(None, cache), SmartTurnJudge(SmartTurn(), Silences())
 
 
+class SaidSoFar:
+    """STT that returns what was said up to now: the words before the pause until the
+    words after it begin, then those (each piece of an answer is one half or the other)."""
+
+    name = "said-so-far"
+
+    def __init__(self) -> None:
+        self.answer: tuple[str, str, float] = ("", "", 0.0)  # before, after, after begins
+
+    def play(self, before: str, after: str, after_in_s: float) -> None:
+        self.answer = (before, after, time.time() + after_in_s)
+
+    async def transcribe(self, audio: Any, *, language: str, prompt: str | None = "") -> str:
+        before, after, begins = self.answer
+        return after if time.time() > begins + 0.3 else before
+
+
 @pytest.fixture
 async def make_line(
     models: tuple[WhisperStt, SmartTurnJudge],
-) -> AsyncIterator[Callable[[FixedInterviewer], Line]]:
-    stt, judge = models
+) -> AsyncIterator[Callable[..., Line]]:
+    whisper, judge = models
     lines: list[Line] = []
 
-    def build(interviewer: FixedInterviewer) -> Line:
+    def build(interviewer: FixedInterviewer, stt: Any = None) -> Line:
         stack = VoiceStack(
             vad=SileroVad,
-            stt=stt,
+            stt=stt or whisper,
             interviewer=lambda plan: interviewer,
             tts=FixedTts(seconds_per_word=0.25),
             end_of_turn=lambda _: judge,
@@ -69,13 +91,16 @@ async def make_line(
         await line.stop()
 
 
-async def _answer_each(line: Line, answers: list[bytes]) -> list[dict[str, Any]]:
+async def _answer_each(
+    line: Line, stt: SaidSoFar, answers: list[tuple[tuple[str, float, str], tuple[bytes, float]]]
+) -> list[dict[str, Any]]:
     """Plays each answer after the previous reply; returns the false cut-offs."""
     cut: list[dict[str, Any]] = []
-    for answer in answers:
+    for (before, _, after), (pcm, after_in_s) in answers:
         replies = len(line.lines("interviewer"))
         heard = len(line.lines("candidate"))
-        line.play(answer)
+        stt.play(before, after, after_in_s)
+        line.play(pcm)
         await line.until(lambda r=replies: len(line.lines("interviewer")) > r, 30, "a reply")
         await asyncio.sleep(0.3)
         said = line.lines("candidate")[heard:]
@@ -85,19 +110,20 @@ async def _answer_each(line: Line, answers: list[bytes]) -> list[dict[str, Any]]
 
 
 async def test_no_thinking_pause_of_the_set_is_cut(make_line: Callable[..., Line]) -> None:
-    answers = await thinking_pause_answers(EspeakVoice())
+    answers = list(zip(THINKING_PAUSES, await thinking_pause_parts(EspeakVoice()), strict=True))
     half = len(answers) // 2
-    lines = [make_line(FixedInterviewer(["Thank you. Next question?"])) for _ in range(2)]
+    stts = [SaidSoFar(), SaidSoFar()]
+    lines = [make_line(FixedInterviewer(["Thank you. Next question?"]), stt) for stt in stts]
     for line in lines:
         await line.greeted()
     cut = await asyncio.gather(
-        _answer_each(lines[0], answers[:half]), _answer_each(lines[1], answers[half:])
+        _answer_each(lines[0], stts[0], answers[:half]),
+        _answer_each(lines[1], stts[1], answers[half:]),
     )
     false_cut_offs = [c for per_line in cut for c in per_line]
     assert false_cut_offs == [], false_cut_offs
-    heard = " ".join(i["text"] for line in lines for i in line.lines("candidate")).lower()
-    assert "kubernetes" in heard or "prometheus" in heard  # the answers were really heard
-    assert len(THINKING_PAUSES) == 10
+    said = [item["text"] for line in lines for item in line.lines("candidate")]
+    assert sorted(said) == sorted(f"{before} {after}" for before, _, after in THINKING_PAUSES)
 
 
 async def test_backchannels_do_not_interrupt_but_a_real_interruption_does(

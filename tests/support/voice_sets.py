@@ -56,13 +56,18 @@ def _trimmed(pcm: bytes) -> bytes:
 
 async def thinking_pause_answers(voice: EspeakVoice) -> list[bytes]:
     """Each answer as s16 mono 48 kHz: the first words, exactly the pause, the rest."""
-    return [
-        _trimmed(await voice.synthesize(before))
-        + silence(pause)
-        + _trimmed(await voice.synthesize(after))
-        + silence(0.3)
-        for before, pause, after in THINKING_PAUSES
-    ]
+    return [pcm for pcm, _ in await thinking_pause_parts(voice)]
+
+
+async def thinking_pause_parts(voice: EspeakVoice) -> list[tuple[bytes, float]]:
+    """Each answer, and when (seconds into it) the words after the pause begin."""
+    parts = []
+    for before, pause, after in THINKING_PAUSES:
+        first = _trimmed(await voice.synthesize(before)) + silence(pause)
+        parts.append(
+            (first + _trimmed(await voice.synthesize(after)) + silence(0.3), len(first) / 96_000)
+        )
+    return parts
 
 
 async def backchannels(voice: EspeakVoice) -> list[bytes]:
