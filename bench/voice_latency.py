@@ -196,9 +196,9 @@ class Candidate:
         self.backchannel_interruptions += self.client.event_types().count("barge_in") - barge_ins
         await self._quiet()
 
-    async def thinking_pauses(self) -> None:
+    async def thinking_pauses(self, count: int) -> None:
         """Each answer of the pause set: one reply after it, or it was cut at its pause."""
-        for pcm in self.audio["pauses"]:
+        for pcm in self.audio["pauses"][:count]:
             said = self._lines("candidate")
             await self.answer(pcm)
             await asyncio.sleep(0.3)
@@ -243,7 +243,7 @@ async def _mode(name: str, args: argparse.Namespace, audio: dict[str, Any]) -> d
                     await one.interrupt(answers[turn % len(answers)])
                 await one.backchannel(answers[0])
                 if name != "fake":
-                    await one.thinking_pauses()
+                    await one.thinking_pauses(args.pause_answers)
             single = await _per_turn(http, one.interview)
             calls = args.calls if name != "local" else args.local_calls
             idle_before = _cpu_seconds(pid)
@@ -404,6 +404,7 @@ def main() -> None:
     parser.add_argument("--modes", default="window,fake,local")
     parser.add_argument("--turns", type=int, default=8, help="answered turns on the one call")
     parser.add_argument("--barge-ins", type=int, default=4, help="interruptions on it")
+    parser.add_argument("--pause-answers", type=int, default=10, help="of the pause set")
     parser.add_argument("--calls", type=int, default=4, help="concurrent calls, fake modes")
     parser.add_argument("--local-calls", type=int, default=2, help="concurrent calls, local")
     parser.add_argument("--load-turns", type=int, default=3, help="turns per concurrent call")
