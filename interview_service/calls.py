@@ -19,7 +19,7 @@ import av
 import structlog
 
 from backend.core.errors import Conflict, InvalidInput
-from interview_service.conversation_seam import Conversation
+from interview_service.conversation_seam import Conversation, WireEvent
 from interview_service.peer import Peer, PeerOptions
 from interview_service.recording import Recorder, TappedSource
 from interview_service.records import (
@@ -28,6 +28,7 @@ from interview_service.records import (
     InterviewStatus,
     TranscriptLine,
 )
+from interview_service.voice import events
 
 log = structlog.get_logger(__name__)
 
@@ -335,31 +336,30 @@ class Call:
 
 
 class _Sink:
-    """The conversation's events: to the browser, and transcript items into the record."""
+    """The conversation's events: applied to the call's record, then sent to the browser."""
 
     def __init__(self, call: Call) -> None:
         self._call = call
 
-    def send(self, event: Mapping[str, Any]) -> None:
-        self._call.send_event(event)
-        kind = event.get("type")
+    def send(self, event: WireEvent) -> None:
         record = self._call.record
-        if kind == "question" and isinstance(event.get("index"), int):
-            record.current_question = event["index"]
-        elif kind == "turn_metrics" and isinstance(event.get("metrics"), Mapping):
-            record.turn_metrics.append(dict(event["metrics"]))
-        elif kind == "interviewer":
-            record.interviewer = {k: v for k, v in event.items() if k != "type"}
-        item = event.get("item") if kind == "transcript" else None
-        if isinstance(item, Mapping) and item.get("final", True):
-            self._call.add_line(
-                TranscriptLine(
-                    role=str(item["role"]),
-                    text=str(item["text"]),
-                    start=float(item["start"]),
-                    end=float(item["end"]),
-                    id=str(item.get("id", "")),
-                    interrupted=bool(item.get("interrupted", False)),
+        match event:
+            case events.QuestionAsked(index=index):
+                record.current_question = index
+            case events.TurnMetrics(metrics=metrics):
+                record.turn_metrics.append(dict(metrics))
+            case events.InterviewerChosen(name=name, scripted=scripted):
+                record.interviewer = {"name": name, "scripted": scripted}
+            case events.TranscriptLine() as line:
+                self._call.add_line(
+                    TranscriptLine(
+                        role=line.role,
+                        text=line.text,
+                        start=line.start,
+                        end=line.end,
+                        id=line.id,
+                        interrupted=line.interrupted,
+                    )
                 )
-            )
-            self._call.save_soon()
+                self._call.save_soon()
+        self._call.send_event(event.to_wire())

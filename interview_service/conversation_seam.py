@@ -9,7 +9,7 @@ Nothing here knows about aiortc.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import av
@@ -21,9 +21,16 @@ SAMPLE_RATE_OUT = 48_000
 FRAME_MS = 20
 
 
+class WireEvent(Protocol):
+    """A typed event of the conversation's (:mod:`interview_service.voice.events`)."""
+
+    def to_wire(self) -> dict[str, Any]: ...
+
+
 class EventSink(Protocol):
-    def send(self, event: Mapping[str, Any]) -> None:
-        """Queue one JSON event for the browser; never blocks, drops when the channel closed."""
+    def send(self, event: WireEvent) -> None:
+        """Apply one event to the call and queue it for the browser; never blocks, drops
+        when the channel closed."""
 
 
 class AudioSource(Protocol):

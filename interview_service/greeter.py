@@ -1,7 +1,7 @@
 """The call's voice until the interviewer (the voice-loop issue) takes over.
 
 It speaks a greeting (espeak-ng when installed, else a short tone, and it says which in
-its events), then listens: every inbound frame is read and measured so the call's
+its log line), then listens: every inbound frame is read and measured so the call's
 status can show that the candidate's audio arrives.
 """
 
@@ -18,6 +18,7 @@ from interview_service.espeak import EspeakVoice
 from interview_service.greeting import OPEN_QUESTION, greeting
 from interview_service.loudness import rms
 from interview_service.paced_audio import PacedSource, tone
+from interview_service.voice.events import TranscriptLine
 
 log = structlog.get_logger(__name__)
 
@@ -48,21 +49,8 @@ class Greeter:
             log.warning("no_tts_engine", detail="espeak-ng not installed; greeting is a tone")
         self.outbound.enqueue_pcm(pcm)
         duration = len(pcm) / 2 / 48_000
-        events.send(
-            {
-                "type": "transcript",
-                "item": {
-                    "id": "greeting",
-                    "role": "interviewer",
-                    "text": text,
-                    "start": started,
-                    "end": started + duration,
-                    "interrupted": False,
-                    "final": True,
-                },
-                "engine": engine,
-            }
-        )
+        log.info("greeting", interview_id=self.plan.interview_id, engine=engine)
+        events.send(TranscriptLine("interviewer", text, started, started + duration, id="greeting"))
         async for frame in inbound:
             self.frames_in += 1
             if rms(frame) >= VOICED_RMS:

@@ -49,6 +49,8 @@ class PacedSource:
         self._start: float | None = None
         self.frames_sent = 0
         self.speech_frames_sent = 0
+        self.held = False  # queued speech waits (silence goes out) until released
+        self._silence = bytes(BYTES_PER_FRAME)
         self._drained = asyncio.Event()
         self._drained.set()
 
@@ -70,8 +72,17 @@ class PacedSource:
         """Drop everything queued (barge-in); returns the frames dropped."""
         dropped = len(self._chunks)
         self._chunks.clear()
+        self.held = False
         self._drained.set()
         return dropped
+
+    def hold(self) -> None:
+        """Stop speaking at the next frame, keeping what is queued (maybe an interruption)."""
+        self.held = True
+
+    def release(self) -> None:
+        """Go on from where :meth:`hold` stopped."""
+        self.held = False
 
     @property
     def queued_s(self) -> float:
@@ -89,7 +100,7 @@ class PacedSource:
             await asyncio.sleep(delay)
         elif delay < -0.5:  # fell far behind (a stalled loop): resynchronise, keep pts
             self._start = time.monotonic() - self._pts / SAMPLE_RATE_OUT
-        if self._chunks:
+        if self._chunks and not self.held:
             payload, segment = self._chunks.popleft()
             if segment.first_sent_at is None:
                 segment.first_sent_at = time.time()
@@ -98,7 +109,7 @@ class PacedSource:
             if not self._chunks:
                 self._drained.set()
         else:
-            payload = bytes(BYTES_PER_FRAME)
+            payload = self._silence
         frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES_PER_FRAME)
         frame.planes[0].update(payload)
         frame.sample_rate = SAMPLE_RATE_OUT

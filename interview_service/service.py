@@ -290,6 +290,30 @@ class InterviewService:
 
         return voice
 
+    async def warm(self) -> None:
+        """Build the voice stack and run each model once, off the event loop, so the
+        first call's greeting comes within a second of it connecting."""
+        settings = self.settings
+        if (
+            self._conversations is not None
+            or settings.interview_conversation != "interviewer"
+            or not settings.interview_warm_models
+        ):
+            return
+        began = time.perf_counter()
+        try:
+            await self._conversation_factory()
+        except Unavailable:
+            return  # logged as voice_stack_failed; /start answers 503 voice_unavailable
+        stack = self._voice
+        if stack is not None and stack.warm is not None:
+            try:
+                await asyncio.to_thread(stack.warm)
+            except Exception:
+                log.exception("voice_warm_failed")
+                return
+        log.info("voice_models_warm", seconds=round(time.perf_counter() - began, 3))
+
     def _forget(self, call: Call) -> None:
         if self.calls.pop(call.id, None) is not None:
             self._metrics.live.set(len(self.calls))
@@ -742,8 +766,12 @@ async def open_interviews(
 ) -> AsyncIterator[InterviewService]:
     service = InterviewService(settings, store, metrics, conversations, recordings, internal_url)
     service.wrap_up.start()
+    warming = asyncio.get_running_loop().create_task(service.warm())
     try:
         await service.open()
         yield service
     finally:
+        warming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warming
         await service.close()

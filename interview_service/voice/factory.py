@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import numpy as np
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
 from interview_service.conversation_seam import InterviewPlan
+from interview_service.voice.decide import (
+    EndOfTurn,
+    LanguageModelJudge,
+    Silences,
+    SilenceWindowJudge,
+    SmartTurnJudge,
+)
 from interview_service.voice.local import EspeakTts, ScriptedInterviewer, SileroVad, WhisperStt
 from interview_service.voice.openai_providers import (
     OpenAiInterviewer,
@@ -20,6 +29,8 @@ from interview_service.voice.openai_providers import (
     make_client,
 )
 from interview_service.voice.providers import (
+    VAD_CHUNK,
+    VAD_RATE,
     Interviewer,
     QuestionDrafter,
     ResultsWriter,
@@ -27,6 +38,7 @@ from interview_service.voice.providers import (
     TextToSpeech,
 )
 from interview_service.voice.settings import VoiceSettings
+from interview_service.voice.smart_turn import SmartTurn
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
 
@@ -102,6 +114,7 @@ def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> 
         stt=stt.name,
         interviewer="openai-chat" if results is not None else "scripted",
         tts=tts.name,
+        turn_model=settings.interview_turn_model,
         openai_base_url=settings.openai_base_url if client is not None else None,
     )
     return assemble_stack(
@@ -134,24 +147,60 @@ def assemble_stack(
         if histogram is not None:
             histogram.labels(stage=stage).observe(seconds)
 
+    end_of_turn, model = end_of_turn_judge(settings)
+    vad = SileroVad
+
+    def warm() -> None:
+        """Each model once, so the first call pays nothing: greeting within a second."""
+        vad().probability(np.zeros(VAD_CHUNK, dtype=np.float32))
+        if model is not None:
+            model.complete_probability(np.zeros(16_000, dtype=np.float32))
+        if isinstance(stt, WhisperStt):
+            stt_warm()
+
+    def stt_warm() -> None:
+        asyncio.run(stt.transcribe(np.zeros(VAD_RATE // 2, np.float32), language="en"))
+
     return VoiceStack(
-        vad=SileroVad,
+        vad=vad,
         stt=stt,
         interviewer=interviewer,
         tts=tts,
         turns=TurnTakingConfig(
-            end_silence_s=settings.interview_end_of_turn_silence_s,
+            pause_s=settings.interview_turn_pause_s,
+            max_silence_s=settings.interview_turn_max_silence_s,
+            hold_s=settings.interview_hold_s,
             barge_in_s=settings.interview_barge_in_s,
         ),
+        end_of_turn=end_of_turn,
+        preemptive=settings.interview_preemptive_generation,
         provider_timeout_s=settings.interview_provider_timeout_s,
-        semantic_grace_s=settings.interview_semantic_grace_s,
-        semantic_timeout_s=settings.interview_semantic_timeout_s,
         early_stt_s=settings.interview_early_stt_s,
         results=results,
         drafter=drafter,
         observe=observe,
         close=close,
+        warm=warm,
     )
+
+
+def end_of_turn_judge(
+    settings: VoiceSettings,
+) -> tuple[Callable[[Interviewer], EndOfTurn], SmartTurn | None]:
+    """The judge INTERVIEW_TURN_MODEL names, per call; the model is loaded once."""
+    silences = Silences(
+        confident_s=settings.interview_turn_confident_s,
+        unsure_s=settings.interview_turn_unsure_s,
+        max_s=settings.interview_turn_max_silence_s,
+    )
+    if settings.interview_turn_model == "window":
+        window = SilenceWindowJudge(settings.interview_end_of_turn_silence_s)
+        return (lambda interviewer: window), None
+    if settings.interview_turn_model == "language-model":
+        timeout = settings.interview_semantic_timeout_s
+        return (lambda interviewer: LanguageModelJudge(interviewer, silences, timeout)), None
+    judge = SmartTurnJudge(SmartTurn(), silences, settings.interview_turn_threshold)
+    return (lambda interviewer: judge), judge.model
 
 
 def stack_builder(spec: str | None) -> Callable[[VoiceSettings, Histogram], VoiceStack]:

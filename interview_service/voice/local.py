@@ -133,7 +133,14 @@ class WhisperStt:
         self, audio: np.ndarray, *, language: str, prompt: str | None = None
     ) -> str:
         async with self._lock:
-            return await asyncio.to_thread(self.run, audio, language, prompt)
+            run = asyncio.ensure_future(asyncio.to_thread(self.run, audio, language, prompt))
+            try:
+                return await asyncio.shield(run)
+            except asyncio.CancelledError:
+                # the thread cannot be stopped: keep the next call waiting until it is done,
+                # or two transcriptions would share the cores
+                await asyncio.wait({run})
+                raise
 
     def run(self, audio: np.ndarray, language: str, prompt: str | None = None) -> str:
         """One transcription, in the calling thread (benchmarks call it directly)."""

@@ -21,15 +21,26 @@ class VoiceSettings(CoreSettings):
     # The voice loop (docs/interview.md): "interviewer" listens and speaks; "greeter" only
     # greets and measures inbound audio (signaling checks without speech models).
     interview_conversation: Literal["interviewer", "greeter"] = "interviewer"
-    interview_end_of_turn_silence_s: float = Field(default=1.4, ge=0.3, le=5)
-    interview_barge_in_s: float = Field(default=0.5, ge=0.1, le=3)
+    # The decide stage's judge of each pause (docs/interview.md): "smart-turn" (the local
+    # smart-turn v3 model and the early transcript), "language-model" (the interviewer
+    # reads the answer), "window" (a fixed silence: the first iteration's policy).
+    interview_turn_model: Literal["smart-turn", "language-model", "window"] = "smart-turn"
+    interview_turn_threshold: float = Field(default=0.5, gt=0, lt=1)
+    interview_turn_pause_s: float = Field(default=0.16, ge=0.064, le=1)
+    interview_turn_confident_s: float = Field(default=0.4, ge=0.1, le=3)
+    interview_turn_unsure_s: float = Field(default=3.0, ge=0.1, le=10)
+    interview_turn_max_silence_s: float = Field(default=3.0, ge=0.5, le=10)
+    interview_end_of_turn_silence_s: float = Field(default=1.4, ge=0.3, le=5)  # "window"
+    interview_preemptive_generation: bool = True
+    # Build the voice stack and run each model once when the service starts, so the first
+    # call's greeting is not late (off in tests that start many service processes).
+    interview_warm_models: bool = True
+    interview_hold_s: float = Field(default=0.19, ge=0.064, le=2)
+    interview_barge_in_s: float = Field(default=1.0, ge=0.1, le=3)
     interview_provider_timeout_s: float = Field(default=15.0, gt=0, le=120)
-    # After the silence window, an answer that reads unfinished gets this much longer
-    # (the semantic end-of-turn check; 0 turns it off).
-    interview_semantic_grace_s: float = Field(default=1.5, ge=0, le=10)
     interview_semantic_timeout_s: float = Field(default=1.0, gt=0, le=10)
-    # A pause this long inside an answer starts STT on the speech so far, so little is
-    # left to transcribe when the turn ends (0 turns it off).
+    # A pause this long inside an answer commits the STT piece begun at the pause, so
+    # little is left to transcribe when the turn ends (0: pieces only at the end).
     interview_early_stt_s: float = Field(default=0.6, ge=0, le=5)
     # Each provider separately: "auto" is OpenAI when OPENAI_API_KEY is set, else local.
     # "module:function" building the whole VoiceStack instead (other providers, benchmarks)

@@ -9,6 +9,8 @@ from interview_service.paced_audio import Segment
 from interview_service.voice.local import split_sentences
 
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*\s+")
+CLAUSE_END = re.compile(r"[,;:—]\s+")
+FIRST_CLAUSE_WORDS = 4  # a first clause at least this long is spoken before its sentence ends
 
 
 class Spoken:
@@ -43,6 +45,18 @@ def sentences_and_rest(text: str) -> list[str]:
     if not ends:
         return [text]
     return [*split_sentences(text[: ends[-1]]), text[ends[-1] :]]
+
+
+def speakable_and_rest(text: str, *, first: bool) -> list[str]:
+    """Like :func:`sentences_and_rest`; for the reply's first words, a clause that is long
+    enough ("Thank you for that answer, ...") goes to TTS before its sentence ends."""
+    parts = sentences_and_rest(text)
+    if not first or len(parts) > 1:
+        return parts
+    ends = [match.end() for match in CLAUSE_END.finditer(text)]
+    if ends and len(text[: ends[-1]].split()) >= FIRST_CLAUSE_WORDS:
+        return [text[: ends[-1]].strip(), text[ends[-1] :]]
+    return parts
 
 
 def first_sent(spoken: list[Spoken]) -> float | None:

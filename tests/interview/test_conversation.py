@@ -7,87 +7,23 @@ played in real time, so these tests pin down turn-taking and resilience exactly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import av
 import pytest
 
 from interview_service.conversation_seam import InterviewPlan
-from interview_service.loudness import rms
-from interview_service.paced_audio import PacedSource
 from interview_service.voice.conversation import APOLOGY, VoiceConversation
+from interview_service.voice.decide import SilenceWindowJudge
 from interview_service.voice.listener import ListenerFailed
 from interview_service.voice.spoken import sentences_and_rest as _sentences_and_rest
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
-from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
+from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts
+from tests.support.voice_line import Line
 
 SILENCE_S = 0.5
-
-
-class Line:
-    """A candidate on the other end: a paced microphone in, real-time playback out."""
-
-    def __init__(self, conversation: VoiceConversation) -> None:
-        self.conversation = conversation
-        self.microphone = PacedSource()
-        self.events: list[dict[str, Any]] = []
-        self.loud_frames_heard = 0
-        self._tasks: list[asyncio.Task[Any]] = []
-
-    def send(self, event: Any) -> None:
-        self.events.append(dict(event))
-
-    async def _frames(self) -> AsyncIterator[av.AudioFrame]:
-        while True:
-            yield await self.microphone.recv()
-
-    async def _play(self) -> None:
-        while True:
-            frame = await self.conversation.outbound.recv()
-            if rms(frame) > 0.01:
-                self.loud_frames_heard += 1
-
-    def start(self) -> asyncio.Task[None]:
-        self._tasks.append(asyncio.create_task(self._play()))
-        run = asyncio.create_task(self.conversation.run(self._frames(), self))
-        self._tasks.append(run)
-        return run
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    def lines(self, role: str) -> list[dict[str, Any]]:
-        return [
-            e["item"]
-            for e in self.events
-            if e["type"] == "transcript" and e["item"]["role"] == role
-        ]
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == kind]
-
-    async def until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {self.events}"
-            await asyncio.sleep(0.02)
-
-    async def greeted(self) -> None:
-        await self.until(lambda: self.lines("interviewer"), 5, "the greeting")
-
-    def say(self, seconds: float) -> None:
-        self.microphone.enqueue_pcm(voice_pcm(seconds))
-
-    def pause(self, seconds: float) -> None:
-        self.microphone.enqueue_pcm(bytes(int(48_000 * seconds) * 2))
 
 
 @pytest.fixture
@@ -100,13 +36,16 @@ async def make_line() -> AsyncIterator[Callable[..., Line]]:
         **stack: Any,
     ) -> Line:
         stack.setdefault("provider_timeout_s", 2.0)
-        silence = stack.pop("silence_s", SILENCE_S)
+        window = stack.pop("window_s", None)
+        if window is not None:  # the first iteration's fixed silence window
+            judge = SilenceWindowJudge(window)
+            stack["end_of_turn"] = lambda interviewer: judge
         voice = VoiceStack(
             vad=stack.pop("vad", EnergyVad),
             stt=stt or FixedStt(),
             interviewer=lambda plan: interviewer or FixedInterviewer(),
             tts=FixedTts(seconds_per_word=0.1),
-            turns=TurnTakingConfig(end_silence_s=silence, barge_in_s=0.5),
+            turns=TurnTakingConfig(barge_in_s=0.5),
             **stack,
         )
         line = Line(VoiceConversation(InterviewPlan("iv-test", "cand"), voice))
@@ -153,9 +92,9 @@ async def test_a_slow_interviewer_times_out_into_an_apology(
     await line.until(lambda: line.of_type("error"), 5, "the error event")
     assert time.monotonic() - asked < 2.0  # bounded: twice the provider timeout, not 30 s
     assert line.of_type("error")[0]["stage"] == "llm_or_tts"
-    await line.until(lambda: len(line.lines("interviewer")) == 2, 5, "the apology")
     heard = line.loud_frames_heard
     await line.until(lambda: line.loud_frames_heard > heard, 5, "the apology's audio")
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 5, "the apology")
 
     interviewer.first_token_s = 0
     line.say(1.0)
@@ -163,36 +102,34 @@ async def test_a_slow_interviewer_times_out_into_an_apology(
     assert line.lines("interviewer")[2]["text"] == "Thank you. Next question?"
 
 
-async def test_an_answer_that_reads_unfinished_gets_the_grace_period(
+async def test_an_answer_that_reads_unfinished_is_waited_for(
     make_line: Callable[..., Line],
 ) -> None:
     interviewer = FixedInterviewer()
     interviewer.verdicts = [False, True]
     stt = FixedStt(["I think the main thing is", "that pipelines must be observable."])
-    line = make_line(stt=stt, interviewer=interviewer, semantic_grace_s=1.5)
+    line = make_line(stt=stt, interviewer=interviewer)
     await line.greeted()
 
-    # a pause of 1.1 s: past the 0.5 s silence window, within the 1.5 s grace
+    # a pause of 2.5 s: far past the 0.4 s a finished answer gets, within the 3 s an
+    # unfinished one does
     line.say(1.0)
-    line.pause(1.1)
+    line.pause(2.5)
     line.say(1.0)
-    await line.until(lambda: len(line.lines("interviewer")) == 2, 8, "the reply")
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 10, "the reply")
     assert [item["text"] for item in line.lines("candidate")] == [
-        "I think the main thing is",
-        "that pipelines must be observable.",
+        "I think the main thing is that pipelines must be observable."
     ]
     assert interviewer.replied == 1  # one reply, after the whole answer
-    metrics = line.of_type("turn_metrics")[0]["metrics"]
-    assert metrics["semantic_wait"] is True
-    assert "semantic_check_s" in metrics
+    # "...is" reads unfinished by its words alone; the interviewer was asked at the end
+    assert interviewer.checks == 1
 
 
-async def test_without_the_grace_period_the_pause_ends_the_turn(
+async def test_with_the_old_silence_window_the_pause_ends_the_turn(
     make_line: Callable[..., Line],
 ) -> None:
     interviewer = FixedInterviewer()
-    interviewer.verdicts = [False]
-    line = make_line(interviewer=interviewer, semantic_grace_s=0)
+    line = make_line(interviewer=interviewer, window_s=SILENCE_S)
     await line.greeted()
 
     line.say(1.0)
@@ -201,6 +138,7 @@ async def test_without_the_grace_period_the_pause_ends_the_turn(
     await line.until(lambda: interviewer.replied >= 1, 5, "the first reply")
     await line.until(lambda: len(line.lines("candidate")) == 2, 8, "the second line")
     await line.until(lambda: interviewer.replied == 2, 8, "the second reply")
+    assert interviewer.checks == 0  # the window reads nothing
 
 
 async def test_a_cough_after_an_unfinished_answer_does_not_stall_the_reply(
@@ -208,7 +146,7 @@ async def test_a_cough_after_an_unfinished_answer_does_not_stall_the_reply(
 ) -> None:
     interviewer = FixedInterviewer()
     interviewer.verdicts = [False]
-    line = make_line(interviewer=interviewer, semantic_grace_s=1.5)
+    line = make_line(interviewer=interviewer)
     await line.greeted()
 
     line.say(1.0)
@@ -216,8 +154,8 @@ async def test_a_cough_after_an_unfinished_answer_does_not_stall_the_reply(
     line.say(0.1)  # too short to be a turn
     stopped = time.monotonic() + 1.9
     await line.until(lambda: interviewer.replied == 1, 8, "the reply")
-    # it waited for the cough to end, then one more silence window; not for ever
-    assert time.monotonic() - stopped < SILENCE_S + 1.5 + 1.0
+    # it waited for the cough to end, then the longest silence; not for ever
+    assert time.monotonic() - stopped < 3.0 + 1.0
     assert len(line.lines("candidate")) == 1
 
 
@@ -248,11 +186,39 @@ async def test_talking_over_a_streaming_reply_cancels_it_and_cuts_the_line(
     cut = next(i for i in line.lines("interviewer") if i["interrupted"])
     assert 2 <= len(cut["text"].split()) < len(reply.split())
     assert reply.startswith(cut["text"].rstrip(".,"))  # what was played, in order
+    assert line.of_type("barge_in")[0]["heard"] == cut["text"]
+    # the interviewer's model is told only what the candidate heard
+    said = [t.text for t in line.conversation.history if t.role == "interviewer"]
+    assert said[-1] == cut["text"] + " —"
     metrics = line.of_type("turn_metrics")[0]["metrics"]
     assert metrics["interrupted"] is True
     # the interruption is heard from its start, not from when it counted as barge-in
-    await line.until(lambda: stt.calls == 2, 5, "the interruption's transcription")
-    assert stt.heard_s[1] >= 1.5
+    await line.until(lambda: len(line.lines("candidate")) == 2, 8, "the interruption's line")
+    assert sum(stt.heard_s[1:]) >= 1.5
+
+
+async def test_a_backchannel_holds_the_line_for_a_moment_and_it_goes_on(
+    make_line: Callable[..., Line],
+) -> None:
+    reply = "Thank you. Now tell me about the largest system you have designed and run."
+    interviewer = FixedInterviewer([reply])
+    stt = FixedStt(["I like Python.", "Yeah, okay."])
+    line = make_line(interviewer=interviewer, stt=stt)
+    await line.greeted()
+
+    line.say(1.0)
+    await line.until(lambda: line.lines("candidate"), 5, "the candidate's line")
+    heard = line.loud_frames_heard
+    await line.until(lambda: line.loud_frames_heard > heard + 10, 5, "the reply playing")
+    line.say(0.3)  # "mm-hm": too short to be an interruption
+    line.pause(0.6)
+    line.say(0.8)  # "yeah, okay": long enough to check, and only agreement
+    await line.until(lambda: len(line.lines("interviewer")) == 2, 10, "the whole reply")
+    assert not line.of_type("barge_in")
+    assert line.lines("interviewer")[1] == {**line.lines("interviewer")[1], "text": reply}
+    assert not line.lines("interviewer")[1]["interrupted"]
+    assert [e["words"] for e in line.of_type("resumed")] == ["Yeah, okay."]
+    assert len(line.lines("candidate")) == 1  # agreement is not an answer
 
 
 @pytest.mark.parametrize(
@@ -283,8 +249,8 @@ def test_pieces_ending_in_spaces_do_not_run_together() -> None:
 async def test_pauses_start_stt_early_and_the_answer_stays_one_line(
     make_line: Callable[..., Line],
 ) -> None:
-    stt = FixedStt(["I built the encoder farm", "and ran it for three years."], latency_s=0.5)
-    line = make_line(stt=stt, silence_s=1.4, early_stt_s=0.6)
+    stt = FixedStt(["I built the encoder farm and", "ran it for three years."], latency_s=0.3)
+    line = make_line(stt=stt, early_stt_s=0.6)
     await line.greeted()
 
     line.say(1.0)
@@ -298,65 +264,64 @@ async def test_pauses_start_stt_early_and_the_answer_stays_one_line(
     metrics = line.of_type("turn_metrics")[0]["metrics"]
     assert stt.calls == 2
     assert metrics["stt_pieces"] == 2
-    assert stt.prompts == ["", "I built the encoder farm"]  # the first half as context
-    # the second half began 0.6 s into the final silence, so its 0.5 s were over by the
-    # end of the 1.4 s window: the candidate waited for none of STT's time
-    assert metrics["stt_s"] < 0.25
+    assert stt.prompts == ["", "I built the encoder farm and"]  # the first half as context
+    # the second half began at the first short pause, and the turn ended once its
+    # words were read: nothing of STT was left to wait for
+    assert metrics["stt_s"] < 0.1
 
 
-async def test_without_early_stt_the_answer_is_transcribed_once_at_the_end(
+async def test_speech_soon_after_a_pause_cancels_its_tentative_transcription(
     make_line: Callable[..., Line],
 ) -> None:
-    stt = FixedStt(["I built the encoder farm and ran it for three years."], latency_s=0.5)
-    line = make_line(stt=stt, silence_s=1.4, early_stt_s=0)
+    stt = FixedStt(["I built the encoder farm and ran it for three years."], latency_s=0.3)
+    line = make_line(stt=stt, early_stt_s=0.6)
     await line.greeted()
 
     line.say(1.0)
-    line.pause(0.9)
+    line.pause(0.4)  # begun, then overtaken: the stretch goes on
     line.say(1.0)
     await line.until(lambda: line.of_type("turn_metrics"), 10, "the turn's metrics")
     metrics = line.of_type("turn_metrics")[0]["metrics"]
-    assert stt.calls == 1
     assert metrics["stt_pieces"] == 1
-    assert metrics["stt_s"] >= 0.5
+    assert stt.calls == 2  # the cancelled one, then the whole answer at once
+    assert stt.heard_s[1] >= 2.4
 
 
-async def test_the_semantic_check_runs_in_the_final_pause_not_after_it(
+async def test_the_reply_is_prepared_in_the_pause_and_plays_when_the_turn_ends(
     make_line: Callable[..., Line],
 ) -> None:
-    interviewer = FixedInterviewer()
-    interviewer.check_s = 0.5  # a language model's round trip
-    line = make_line(interviewer=interviewer, silence_s=1.4, early_stt_s=0.6)
+    interviewer = FixedInterviewer(first_token_s=0.3)
+    line = make_line(interviewer=interviewer, stt=FixedStt(latency_s=0.2))
     await line.greeted()
 
     line.say(1.0)
     await line.until(lambda: line.of_type("turn_metrics"), 8, "the turn's metrics")
     metrics = line.of_type("turn_metrics")[0]["metrics"]
-    assert interviewer.checks == 1  # checked once, in the pause
-    assert metrics["semantic_precheck"] is True
-    assert metrics["semantic_check_s"] < 0.25  # its 0.5 s were spent inside the window
+    assert metrics["preempted"] is True
+    # the language model's 0.3 s were spent while the turn's end was being confirmed
+    assert metrics["voice_to_voice_s"] < metrics["end_of_utterance_s"] + 0.3
 
 
-async def test_speech_after_the_pause_discards_the_early_check(
+async def test_speech_after_the_pause_throws_the_prepared_reply_away(
     make_line: Callable[..., Line],
 ) -> None:
-    interviewer = FixedInterviewer()
-    interviewer.verdicts = [True, False]  # the first half reads finished, the whole not
-    stt = FixedStt(["I led the migration", "to the new render farm."])
-    line = make_line(interviewer=interviewer, stt=stt, silence_s=1.4, early_stt_s=0.6)
+    interviewer = FixedInterviewer(["Thank you, that is clear. Next question?"], word_s=0.1)
+    interviewer.verdicts = [True, False, True]  # the first half reads finished
+    stt = FixedStt(["I led the migration", "I led the migration to the new render farm."])
+    line = make_line(interviewer=interviewer, stt=stt)
     await line.greeted()
 
     line.say(1.0)
-    line.pause(0.9)  # an early check starts here, then the candidate goes on
+    line.pause(0.35)  # judged finished: a reply is prepared; then the candidate goes on
     line.say(1.0)
     await line.until(lambda: line.of_type("turn_metrics"), 10, "the turn's metrics")
     assert [i["text"] for i in line.lines("candidate")] == [
         "I led the migration to the new render farm."
     ]
-    assert interviewer.replied == 1
-    assert interviewer.checks == 2  # the first check was overtaken by more speech
-    metrics = line.of_type("turn_metrics")[0]["metrics"]
-    assert metrics["semantic_wait"] is True  # the verdict on the whole answer was used
+    assert interviewer.closed_early >= 1  # the prepared reply's stream was closed
+    assert len(line.lines("interviewer")) == 2  # the greeting and one reply
+    said = [t.text for t in line.conversation.history if t.role == "candidate"]
+    assert said == ["I led the migration to the new render farm."]
 
 
 async def test_a_failing_listener_fails_the_conversation_loudly(

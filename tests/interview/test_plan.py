@@ -25,6 +25,7 @@ from interview_service.plan import (
     time_left_line,
 )
 from interview_service.voice.conversation import VoiceConversation
+from interview_service.voice.decide import SilenceWindowJudge
 from interview_service.voice.local import ScriptedInterviewer
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
@@ -107,7 +108,7 @@ class Candidate:
         self._tasks: list[asyncio.Task[Any]] = []
 
     def send(self, event: Any) -> None:
-        self.events.append(dict(event))
+        self.events.append(event.to_wire())
 
     async def _frames(self) -> AsyncIterator[av.AudioFrame]:
         while True:
@@ -164,9 +165,9 @@ def _call(
             p.role, p.questions, max_follow_ups=p.max_follow_ups
         ),
         tts=FixedTts(seconds_per_word=0.05),
-        turns=TurnTakingConfig(end_silence_s=0.5, barge_in_s=0.5),
+        turns=TurnTakingConfig(max_silence_s=0.5, barge_in_s=0.5),
+        end_of_turn=lambda interviewer: SilenceWindowJudge(0.5),
         provider_timeout_s=2.0,
-        semantic_grace_s=0,
     )
     candidate = Candidate(VoiceConversation(plan, stack))
     candidates.append(candidate)

@@ -10,11 +10,11 @@ import av
 import numpy as np
 
 from interview_service.conversation_seam import InterviewPlan
-from interview_service.voice.listener import Listener
-from interview_service.voice.stack import VoiceStack
-from interview_service.voice.turn_taking import TurnTakingConfig
+from interview_service.voice.listener import Ended, Listener
+from interview_service.voice.transcribe import Transcriber
+from interview_service.voice.turn_taking import TurnDetector, TurnTakingConfig
 from interview_service.voice.vocabulary import stt_prompt
-from tests.support.voice_fakes import EnergyVad, FixedInterviewer, FixedStt, FixedTts, voice_pcm
+from tests.support.voice_fakes import EnergyVad, FixedStt, voice_pcm
 
 PLAN = InterviewPlan(
     "iv-vocabulary",
@@ -36,24 +36,35 @@ async def _frames(pcm: bytes) -> AsyncIterator[av.AudioFrame]:
         await asyncio.sleep(0)
 
 
+class _Silent:
+    """The interviewer's side, saying nothing."""
+
+    speaking = False
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
 def _listener(stt: FixedStt, plan: InterviewPlan) -> Listener:
-    stack = VoiceStack(
-        vad=EnergyVad,
-        stt=stt,
-        interviewer=lambda plan: FixedInterviewer(),
-        tts=FixedTts(),
-        turns=TurnTakingConfig(end_silence_s=1.4, barge_in_s=0.5),
-        early_stt_s=0.6,
-        semantic_grace_s=0,
-    )
+    # the transcribe stage as the conversation builds it; the turn ends after 1.4 s
     return Listener(
-        plan,
-        stack,
-        FixedInterviewer(),
-        [],
-        interviewer_speaking=lambda: False,
-        barge_in=lambda: None,
+        EnergyVad(),
+        TurnDetector(TurnTakingConfig(max_silence_s=1.4, barge_in_s=0.5)),
+        Transcriber(plan, stt, timeout_s=5.0),
+        _Silent(),
+        early_stt_s=0.6,
+        interview_id=plan.interview_id,
     )
+
+
+async def _turn(listener: Listener) -> Ended:
+    async with asyncio.timeout(5):
+        while True:
+            heard = await listener.heard.get()
+            assert heard is not None, "the listener failed"
+            if isinstance(heard, Ended):
+                return heard
 
 
 async def test_each_piece_of_an_answer_is_transcribed_with_the_interviews_terms() -> None:
@@ -63,10 +74,8 @@ async def test_each_piece_of_an_answer_is_transcribed_with_the_interviews_terms(
     # two halves with a thinking pause: two STT pieces, the second after the first
     speech = voice_pcm(1.0) + silence[: 2 * 43_200] + voice_pcm(1.0) + silence * 2
     await listener.listen(_frames(speech))
-    async with asyncio.timeout(5):
-        utterance = await listener.utterances.get()
-    assert utterance is not None
-    assert await asyncio.gather(*utterance.pieces) == [
+    ended = await _turn(listener)
+    assert await asyncio.gather(*ended.capture.pieces) == [
         "I would run it with an operator",
         "and keep backups in object storage.",
     ]
@@ -83,7 +92,6 @@ async def test_an_interview_without_terms_sends_only_the_answer_so_far() -> None
     silence = bytes(2 * 48_000)
     speech = voice_pcm(1.0) + silence[: 2 * 43_200] + voice_pcm(1.0) + silence * 2
     await listener.listen(_frames(speech))
-    utterance = await listener.utterances.get()
-    assert utterance is not None
-    await asyncio.gather(*utterance.pieces)
+    ended = await _turn(listener)
+    await asyncio.gather(*ended.capture.pieces)
     assert stt.prompts == ["", "I would run it with an operator"]  # FixedStt records None as ""

@@ -15,33 +15,67 @@ def _feed(
     ]
 
 
-def test_a_thinking_pause_does_not_end_the_turn_but_a_long_silence_does() -> None:
-    detector = TurnDetector(TurnTakingConfig(end_silence_s=1.4))
+def test_a_pause_is_judged_and_the_judge_says_how_much_silence_ends_the_turn() -> None:
+    detector = TurnDetector(TurnTakingConfig(pause_s=0.16, max_silence_s=3.0))
     assert _feed(detector, 1.0, 0.9)[0] is Signal.SPEECH_STARTED
-    assert Signal.END_OF_TURN not in _feed(detector, 0.8, 0.05)  # thinking
-    assert Signal.SPEECH_STARTED not in _feed(detector, 1.0, 0.9)  # same turn goes on
-    signals = _feed(detector, 1.5, 0.05)
-    assert signals.count(Signal.END_OF_TURN) == 1
+    signals = _feed(detector, 0.2, 0.05)
+    assert signals.count(Signal.PAUSED) == 1
+    detector.end_after(0.4)  # reads finished
+    assert Signal.END_OF_TURN in _feed(detector, 0.25, 0.05)
+
+
+def test_an_unfinished_answer_gets_the_longest_silence_and_no_more() -> None:
+    detector = TurnDetector(TurnTakingConfig(pause_s=0.16, max_silence_s=3.0))
+    _feed(detector, 1.0, 0.9)
+    _feed(detector, 0.2, 0.05)
+    detector.end_after(3.0)  # reads unfinished: "and, um"
+    assert Signal.END_OF_TURN not in _feed(detector, 2.5, 0.05)  # a long thinking pause
+    assert _feed(detector, 0.5, 0.9)[0] is Signal.RESUMED  # the same turn goes on
+    signals = _feed(detector, 3.2, 0.05)
+    assert signals.count(Signal.PAUSED) == 3  # judged again at 0.16, 0.5 and 1 s of silence
+    assert signals.count(Signal.END_OF_TURN) == 1  # unjudged: the longest silence ends it
 
 
 def test_a_cough_is_not_a_turn() -> None:
-    detector = TurnDetector(TurnTakingConfig(end_silence_s=1.0, min_speech_s=0.25))
+    detector = TurnDetector(TurnTakingConfig(min_speech_s=0.25))
     _feed(detector, 0.1, 0.9)
-    assert Signal.END_OF_TURN not in _feed(detector, 1.5, 0.0)
+    signals = _feed(detector, 3.5, 0.0)
+    assert Signal.END_OF_TURN not in signals
+    assert Signal.PAUSED not in signals
 
 
-def test_mm_hm_over_the_interviewer_is_not_a_barge_in() -> None:
-    detector = TurnDetector(TurnTakingConfig(barge_in_s=0.5))
+def test_mm_hm_over_the_interviewer_holds_it_then_lets_it_go_on() -> None:
+    detector = TurnDetector(TurnTakingConfig(hold_s=0.19, barge_in_s=0.6, release_s=0.3))
     for _ in range(5):  # five short backchannels across a long line
-        assert Signal.BARGE_IN not in _feed(detector, 0.25, 0.9, speaking=True)
-        _feed(detector, 1.0, 0.0, speaking=True)
+        signals = _feed(detector, 0.35, 0.9, speaking=True)
+        assert signals.count(Signal.HOLD) == 1
+        assert Signal.INTERRUPT not in signals
+        assert _feed(detector, 1.0, 0.0, speaking=True).count(Signal.RELEASE) == 1
 
 
-def test_half_a_second_of_speech_over_the_interviewer_is_a_barge_in() -> None:
-    detector = TurnDetector(TurnTakingConfig(barge_in_s=0.5))
-    signals = _feed(detector, 0.6, 0.9, speaking=True)
-    assert signals.count(Signal.BARGE_IN) == 1
+def test_a_click_over_the_interviewer_does_not_even_hold_it() -> None:
+    detector = TurnDetector(TurnTakingConfig(hold_s=0.19))
+    signals = _feed(detector, 0.1, 0.9, speaking=True) + _feed(detector, 1, 0.0, speaking=True)
+    assert signals.count(Signal.NONE) == len(signals)
+
+
+def test_speech_over_the_interviewer_is_an_interruption_to_check() -> None:
+    detector = TurnDetector(TurnTakingConfig(hold_s=0.19, barge_in_s=0.6))
+    signals = _feed(detector, 0.7, 0.9, speaking=True)
+    assert signals.index(Signal.HOLD) < signals.index(Signal.INTERRUPT)
+    assert signals.count(Signal.INTERRUPT) == 1
+    detector.settle_interruption(real=True)
     assert detector.in_speech  # what follows is the candidate's turn
+    signals = _feed(detector, 0.2, 0.05)
+    assert Signal.PAUSED in signals
+
+
+def test_a_false_interruption_leaves_no_turn_behind() -> None:
+    detector = TurnDetector(TurnTakingConfig(barge_in_s=0.6))
+    _feed(detector, 0.7, 0.9, speaking=True)
+    detector.settle_interruption(real=False)  # "yeah, okay"
+    assert not detector.in_speech
+    assert Signal.END_OF_TURN not in _feed(detector, 3.5, 0.0, speaking=True)
 
 
 def test_hysteresis_keeps_a_soft_syllable_in_the_utterance() -> None:

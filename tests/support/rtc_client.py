@@ -51,6 +51,7 @@ class RtcClient:
         self.frames_heard = 0
         self.loud_frames_heard = 0
         self.onsets: list[float] = []  # wall clock of each quiet->loud change heard
+        self.last_loud_at = 0.0  # wall clock of the last loud frame heard
         self.connected = asyncio.Event()
         self._readers: list[asyncio.Task[None]] = []
         self.channel.on("message", self._on_message)
@@ -81,6 +82,7 @@ class RtcClient:
                 if not was_loud:
                     self.onsets.append(time.time())
                 self.loud_frames_heard += 1
+                self.last_loud_at = time.time()
             was_loud = loud
 
     async def offer(self) -> str:

@@ -34,6 +34,7 @@ class ServiceProcess:
             "ENVIRONMENT": "test",
             "LOG_FORMAT": "json",
             "SHUTDOWN_GRACE_S": str(grace_s),
+            "INTERVIEW_WARM_MODELS": "false",  # most test processes never hold a call
             **env,
         }
         self.grace_s = grace_s

@@ -125,6 +125,13 @@ class FixedTts:
         yield voice_pcm(max(1, len(text.split())) * self.seconds_per_word)
 
 
+# long enough (about 4 s) to be talked over in the benchmark
+FAKE_REPLY = (
+    "Thank you. Tell me more about the largest system you have designed, "
+    "how many people used it, and what broke first."
+)
+
+
 def latencies(spec: str | None) -> dict[str, float]:
     values = {"stt": 0.0, "llm": 0.0, "tts": 0.0}
     for part in (spec or "").split(","):
@@ -140,6 +147,6 @@ def fixed_latency_stack(settings: Settings, histogram: Histogram | None = None) 
     tts = FixedTts(first_byte_s=delay["tts"], seconds_per_word=0.2)
 
     def interviewer(plan: InterviewPlan) -> Interviewer:
-        return FixedInterviewer(["Thank you. Tell me more."], first_token_s=delay["llm"])
+        return FixedInterviewer([FAKE_REPLY], first_token_s=delay["llm"])
 
     return assemble_stack(settings, stt=stt, interviewer=interviewer, tts=tts, histogram=histogram)

@@ -1,0 +1,85 @@
+"""The decide stage alone: the words' verdict, backchannels, and the smart-turn model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from interview_service.espeak import EspeakVoice
+from interview_service.voice.decide import (
+    Silences,
+    SmartTurnJudge,
+    is_backchannel,
+    reads_unfinished,
+)
+from interview_service.voice.smart_turn import WINDOW, SmartTurn, bundled_model
+
+
+@pytest.mark.parametrize(
+    ("text", "unfinished"),
+    [
+        ("I have worked on video pipelines for five years.", False),
+        ("Mostly on rendering and", True),
+        ("My last project was a.", True),  # whisper's period on a fragment
+        ("I would start by...", True),
+        ("The reason is, um", True),
+        ("We used Kubernetes,", True),
+        ("Yes.", False),
+        ("", False),
+    ],
+)
+def test_the_words_say_whether_an_answer_stopped_mid_thought(text: str, unfinished: bool) -> None:
+    assert reads_unfinished(text) is unfinished
+
+
+@pytest.mark.parametrize(
+    ("text", "backchannel"),
+    [
+        ("Yeah.", True),
+        ("Mm-hmm.", True),
+        ("Yeah, okay.", True),
+        ("Right, right!", True),
+        ("I see.", True),
+        ("Sorry, could you repeat that?", False),
+        ("Yeah, but that is not what I meant.", False),
+        ("", False),
+    ],
+)
+def test_agreement_is_told_from_an_interruption(text: str, backchannel: bool) -> None:
+    assert is_backchannel(text) is backchannel
+
+
+def test_the_model_ships_in_the_pipecat_wheel_and_its_features_match_the_reference() -> None:
+    from pipecat.audio.turn.smart_turn._whisper_features import compute_whisper_log_mel_features
+
+    assert bundled_model().stat().st_size > 1_000_000
+    model = SmartTurn()
+    rng = np.random.default_rng(7)
+    speech = (rng.standard_normal(3 * 16_000) * 0.1).astype(np.float32)
+    window = np.zeros(WINDOW, np.float32)
+    window[-len(speech) :] = speech  # shorter speech: silence before it
+    reference = compute_whisper_log_mel_features(window, do_normalize=True)
+    normalised = (window - window.mean()) / np.sqrt(window.var() + 1e-7)
+    ours = model._features(normalised, padding=0)[:, : WINDOW // 160]
+    assert ours.shape == reference.shape == (80, 800)
+    assert np.abs(ours - reference).max() < 1e-3
+
+
+async def _judge(judge: SmartTurnJudge, speech: np.ndarray, words: str) -> tuple[bool, float]:
+    text: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    text.set_result(words)
+    verdict = await judge.judge(speech, text, [])
+    return verdict.finished, verdict.end_after_s
+
+
+async def test_unfinished_words_get_the_longest_silence_whatever_the_model_hears() -> None:
+    voice = EspeakVoice()
+    pcm = await voice.synthesize("Yes, that is right.")
+    speech = np.frombuffer(pcm, dtype="<i2").astype(np.float32)[::3] / 32768
+    silences = Silences(confident_s=0.4, unsure_s=1.0, max_s=3.0)
+    judge = SmartTurnJudge(SmartTurn(), silences)
+    assert await _judge(judge, speech, "Yes, that is right and") == (False, 3.0)
+    verdict = await _judge(judge, speech, "Yes, that is right.")
+    assert verdict in ((True, 0.4), (False, 1.0))  # the model decides how sure
