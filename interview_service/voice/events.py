@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.core.clock import iso
+
 
 @dataclass(frozen=True, slots=True)
 class InterviewerChosen:
@@ -29,7 +31,7 @@ class SpeechStarted:
     at: float  # wall clock
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": "speech_started", "ts": round(self.at, 3)}
+        return {"type": "speech_started", "ts": iso(self.at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +74,8 @@ class TranscriptLine:
                 "id": self.id,
                 "role": self.role,
                 "text": self.text,
-                "start": round(self.start, 3),
-                "end": round(self.end, 3),
+                "start": iso(self.start),  # ISO 8601 UTC, as in every REST answer
+                "end": iso(self.end),
                 "interrupted": self.interrupted,
                 "final": True,
             },

@@ -19,7 +19,12 @@ export type InterviewEvent =
   | { type: "heartbeat"; ts: number }
   | { type: "pong"; ts: number }
   | { type: "question"; index: number }
-  | { type: "barge_in"; dropped_ms: number }
+  /** the candidate began to speak (ISO 8601 UTC), before anything is transcribed */
+  | { type: "speech_started"; ts: string }
+  /** a real interruption: the reply was cut; `heard` is the line as far as it played */
+  | { type: "barge_in"; dropped_ms: number; heard?: string }
+  /** speech over the interviewer that was a backchannel or noise: its line went on */
+  | { type: "resumed"; held_ms: number; words: string }
   | { type: "turn_metrics"; metrics: Record<string, number | null> }
   | { type: "interviewer"; [key: string]: unknown }
   | { type: "interview_complete"; reason?: "time_up" }
