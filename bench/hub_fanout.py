@@ -662,6 +662,11 @@ def _storm_worker(
 
     async def run() -> None:
         start = start_at.get()
+        # As the fan-out's subscribers: this process's full collections (over thousands
+        # of sockets) would be timed as the server's. The storm is bounded.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         await asyncio.sleep(max(0.0, start - time.time()))
         outcomes: list[str] = []
         ends: list[float] = []
@@ -692,7 +697,9 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     """N clients reconnect at once with ``last_seq`` (after a deploy): time until every one
     has its snapshot and the events it missed, and connects+catch-ups per second."""
     sessions = [f"storm-{i}" for i in range(max(1, args.storm // args.subscribers))]
-    with _server(target) as server:
+    gc_name = f"bench-gc-storm-{target.name}-{os.getpid()}.json"
+    gc_out = os.path.join(tempfile.gettempdir(), gc_name) if args.gc else None
+    with _server(target, gc_out=gc_out) as server:
         if target.kind == "hub":
             events = len(sessions) * args.storm_missed
             asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0, None))
@@ -723,11 +730,14 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             process.start()
         time.sleep(3.0)  # the workers import and wait
         cpu_before = _cpu_s(server.pid)
+        window_start = time.monotonic()
         begin = time.time() + 1.0
         for _ in processes:
             start_at.put(begin)
         replies = [results.get(timeout=300) for _ in processes]
         cpu = _cpu_s(server.pid) - cpu_before
+        window_end = time.monotonic()
+        pauses = _server_pauses(server, gc_out) if gc_out else []
         for process in processes:
             process.join(timeout=30)
     outcomes = [o for out, _ in replies for o in out]
@@ -745,6 +755,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "per_s": outcomes.count("ok") / seconds if seconds else float("nan"),
         "server_cpu_s": cpu,
+        "gc_server": gc_probe.summary(pauses, window_start, window_end) if gc_out else None,
     }
 
 
@@ -956,6 +967,13 @@ def _report_storm(rows: list[dict[str, Any]]) -> None:
             f"{row['caught_up']:>10}{row['seconds']:>9.2f}{row['per_s']:>8.0f}"
             f"{row['server_cpu_s']:>7.1f}  {row['failures'] or '-'}"
         )
+    for row in rows:
+        if row.get("gc_server"):
+            full = row["gc_server"]["gen2"]
+            print(
+                f"  {row['target']}: {full['count']} full collections in the server during "
+                f"the storm, {full['total_ms']:.0f} ms in all, the longest {full['max_ms']:.0f} ms"
+            )
 
 
 def _report_idle(rows: list[dict[str, Any]]) -> None:

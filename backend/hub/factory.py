@@ -78,6 +78,8 @@ async def open_hub(
         health.register("hub_listener", bus.ping)
     if settings.hub_gc_freeze:
         freeze_startup_heap()
+    if settings.hub_gc_thresholds is not None:
+        gc.set_threshold(*settings.hub_gc_thresholds)
     try:
         yield hub, sessions
     finally:

@@ -16,3 +16,5 @@ class HubSettings(CoreSettings):
     # app, its pools) is moved out of the garbage collector's sight, so a full
     # collection walks the connections only (docs/benchmarks.md, garbage collection).
     hub_gc_freeze: bool = True
+    # gc.set_threshold(gen0, gen1, gen2) when the hub starts; empty: Python's (700, 10, 10).
+    hub_gc_thresholds: tuple[int, int, int] | None = None
