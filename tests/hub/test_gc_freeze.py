@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 from tests.support.uvicorn_process import ROOT
 
@@ -29,11 +30,12 @@ settings = HubSettings()
 first = asyncio.run(start(settings))
 kept = [[i] for i in range(20_000)]  # alive and tracked, made after the first start
 second = asyncio.run(start(settings))
-print(json.dumps({"setting": settings.hub_gc_freeze, "first": first, "second": second}))
+print(json.dumps({"setting": settings.hub_gc_freeze, "first": first, "second": second,
+                  "thresholds": list(gc.get_threshold())}))
 """
 
 
-def _run(env: dict[str, str]) -> dict[str, int]:
+def _run(env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", PROGRAM],
         cwd=ROOT,
@@ -43,7 +45,7 @@ def _run(env: dict[str, str]) -> dict[str, int]:
         timeout=60,
         check=True,
     )
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -58,4 +60,9 @@ def test_the_first_hub_freezes_the_startup_heap_and_later_ones_do_not() -> None:
 
 def test_hub_gc_freeze_false_leaves_the_collector_alone() -> None:
     result = _run({"HUB_GC_FREEZE": "false"})
-    assert result == {"setting": False, "first": 0, "second": 0}
+    assert result == {"setting": False, "first": 0, "second": 0, "thresholds": [700, 10, 10]}
+
+
+def test_hub_gc_thresholds_reach_the_collector() -> None:
+    result = _run({"HUB_GC_THRESHOLDS": "[700,10,100]"})
+    assert result["thresholds"] == [700, 10, 100]
