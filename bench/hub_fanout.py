@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +36,10 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from bench import gc_probe
+
+Pause = gc_probe.Pause
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -189,10 +195,14 @@ def _worker(
     results: Any,
     offset: int = 0,
     hold: bool = False,
+    gc_log: bool = False,
+    freeze: bool = True,
 ) -> None:
     """Subscribe to ``sessions``; then read (latency per step) or, ``hold``, only hold the
     sockets open (the client library answers the server's pings) until ``stop``."""
     _raise_nofile()
+    if gc_log:
+        gc_probe.install()
 
     async def subscribe(session: str, index: int) -> ClientConnection | None:
         for _ in range(3):  # a handshake the loaded server dropped or closed is tried again
@@ -209,6 +219,14 @@ def _worker(
                 *(subscribe(s, offset + i + j) for j, s in enumerate(sessions[i : i + 100]))
             )
             sockets += [ws for ws in opened if ws is not None]
+        if freeze:
+            # This process only timestamps arrivals: its own collections (full ones took
+            # 170-470 ms with 2,500 sockets, and the young ones added up to seconds while
+            # it lagged) would count as the server's latency. What is alive now stays to
+            # the end and is frozen; the collector is off for the bounded run after it.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
         ready.put(len(sockets))
         while not go.is_set():
             await asyncio.sleep(0.05)
@@ -218,10 +236,10 @@ def _worker(
             while not stop.is_set():
                 await asyncio.sleep(0.2)
             alive = sum(ws.close_code is None for ws in sockets)
-            results.put(({}, [alive]))
+            results.put(({}, [alive], gc_probe.pauses()))
         else:
             await asyncio.gather(*(_read(kind, ws, lat, count, stop) for ws in sockets))
-            results.put((lat, count))
+            results.put((lat, count, gc_probe.pauses()))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     asyncio.run(run())
@@ -411,9 +429,14 @@ def _profile(target: Target, pid: int, args: argparse.Namespace) -> subprocess.P
 
 
 @contextlib.contextmanager
-def _server(target: Target, extra: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def _server(
+    target: Target, extra: list[str] | None = None, gc_out: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    command = [*target.command, *(extra or [])]
+    if gc_out:  # the same module run under bench.gc_probe: [python, -m, module, ...]
+        command = [command[0], "-m", "bench.gc_probe", gc_out, *command[1:]]
     server = subprocess.Popen(
-        [*target.command, *(extra or [])],
+        command,
         cwd=ROOT,
         env=target.env,
         stdout=subprocess.DEVNULL,
@@ -445,7 +468,14 @@ class Workers:
 
     @classmethod
     def start(
-        cls, target: Target, subscriptions: list[str], count: int, *, hold: bool = False
+        cls,
+        target: Target,
+        subscriptions: list[str],
+        count: int,
+        *,
+        hold: bool = False,
+        gc_log: bool = False,
+        freeze: bool = True,
     ) -> Workers:
         ctx = mp.get_context("spawn")
         ready, results = ctx.Queue(), ctx.Queue()
@@ -454,7 +484,13 @@ class Workers:
             ctx.Process(
                 target=_worker,
                 args=(target.kind, target.port, subscriptions[i::count], ready, go, stop),
-                kwargs={"results": results, "offset": i, "hold": hold},
+                kwargs={
+                    "results": results,
+                    "offset": i,
+                    "hold": hold,
+                    "gc_log": gc_log,
+                    "freeze": freeze,
+                },
             )
             for i in range(count)
         ]
@@ -465,7 +501,7 @@ class Workers:
     def connected(self) -> int:
         return sum(self.ready.get(timeout=600) for _ in self.processes)
 
-    def finish(self) -> list[tuple[dict[int, list[float]], list[int]]]:
+    def finish(self) -> list[tuple[dict[int, list[float]], list[int], list[Pause]]]:
         self.stop.set()
         replies = [self.results.get(timeout=120) for _ in self.processes]
         self.join()
@@ -486,15 +522,21 @@ def _pct(latencies: list[float], p: float) -> float:
 
 def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Fan-out at each rate of ``args.steps`` over the same connections: a row per step."""
-    with _server(target) as server:
+    gc_name = f"bench-gc-{target.name}-{os.getpid()}.json"
+    gc_out = os.path.join(tempfile.gettempdir(), gc_name) if args.gc else None
+    with _server(target, gc_out=gc_out) as server:
         rss_before = _rss_kib(server.pid)
         sessions = [f"bench-{i}" for i in range(args.sessions)]
         subscriptions = [s for s in sessions for _ in range(args.subscribers)]
-        workers = Workers.start(target, subscriptions, args.workers)
+        workers = Workers.start(
+            target, subscriptions, args.workers, gc_log=args.gc, freeze=not args.client_gc
+        )
         connected = workers.connected()
         time.sleep(1.0)
         rss_idle = _rss_kib(server.pid)
+        full_gc = _full_collection(server, gc_out) if gc_out else {}
         spy = _profile(target, server.pid, args) if args.profile else None
+        window_start = time.monotonic()
         workers.go.set()
         sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, server.pid))
         if spy is not None:
@@ -503,11 +545,21 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         published_cpu = _cpu_s(server.pid)
         time.sleep(args.drain)  # let the last events land
         cpu[-1] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
+        window_end = time.monotonic()
+        server_pauses = _server_pauses(server, gc_out) if gc_out else []
         replies = workers.finish()
+    gc_figures: dict[str, Any] = {}
+    if args.gc:
+        client_pauses = [p for _, _, pauses in replies for p in pauses]
+        gc_figures = {
+            "gc_server": gc_probe.summary(server_pauses, window_start, window_end),
+            "gc_clients": gc_probe.summary(client_pauses, window_start, window_end),
+            "gc_full": full_gc,
+        }
     rows = []
     for step, (rate, seconds) in enumerate(args.steps):
-        latencies = sorted(x for lat, _ in replies for x in lat.get(step, []))
-        delivered = sum(count[step] if step < len(count) else 0 for _, count in replies)
+        latencies = sorted(x for lat, _, _ in replies for x in lat.get(step, []))
+        delivered = sum(count[step] if step < len(count) else 0 for _, count, _ in replies)
         rows.append(
             {
                 "target": target.name,
@@ -525,9 +577,44 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 # delivery costs, whatever else the machine was doing.
                 "server_cpu_s": cpu[step],
                 "cpu_us_per_delivery": 1e6 * cpu[step] / delivered if delivered else float("nan"),
+                **gc_figures,
             }
         )
     return rows
+
+
+def _full_collection(server: subprocess.Popen[bytes], path: str) -> dict[str, Any]:
+    """One full collection in the server with every connection open (SIGUSR2): its length
+    and the objects the collector tracks."""
+    server.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            with open(path + ".full") as f:
+                found: dict[str, Any] = json.load(f)
+            os.unlink(path + ".full")
+            time.sleep(0.5)
+            return found
+        time.sleep(0.1)
+    return {}
+
+
+def _server_pauses(server: subprocess.Popen[bytes], path: str) -> list[Pause]:
+    """The collections the server timed (bench.gc_probe writes them on SIGUSR1)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    server.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as f:
+                records = [tuple(p) for p in json.load(f)]
+            os.unlink(path)
+            return records  # type: ignore[return-value]
+        except (FileNotFoundError, json.JSONDecodeError):
+            time.sleep(0.1)
+    print(f"  no GC record from the server in {path}", file=sys.stderr)
+    return []
 
 
 # -- reconnect storm ---------------------------------------------------------------------
@@ -575,6 +662,11 @@ def _storm_worker(
 
     async def run() -> None:
         start = start_at.get()
+        # As the fan-out's subscribers: this process's full collections (over thousands
+        # of sockets) would be timed as the server's. The storm is bounded.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         await asyncio.sleep(max(0.0, start - time.time()))
         outcomes: list[str] = []
         ends: list[float] = []
@@ -605,7 +697,9 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     """N clients reconnect at once with ``last_seq`` (after a deploy): time until every one
     has its snapshot and the events it missed, and connects+catch-ups per second."""
     sessions = [f"storm-{i}" for i in range(max(1, args.storm // args.subscribers))]
-    with _server(target) as server:
+    gc_name = f"bench-gc-storm-{target.name}-{os.getpid()}.json"
+    gc_out = os.path.join(tempfile.gettempdir(), gc_name) if args.gc else None
+    with _server(target, gc_out=gc_out) as server:
         if target.kind == "hub":
             events = len(sessions) * args.storm_missed
             asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0, None))
@@ -636,11 +730,14 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             process.start()
         time.sleep(3.0)  # the workers import and wait
         cpu_before = _cpu_s(server.pid)
+        window_start = time.monotonic()
         begin = time.time() + 1.0
         for _ in processes:
             start_at.put(begin)
         replies = [results.get(timeout=300) for _ in processes]
         cpu = _cpu_s(server.pid) - cpu_before
+        window_end = time.monotonic()
+        pauses = _server_pauses(server, gc_out) if gc_out else []
         for process in processes:
             process.join(timeout=30)
     outcomes = [o for out, _ in replies for o in out]
@@ -658,6 +755,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "per_s": outcomes.count("ok") / seconds if seconds else float("nan"),
         "server_cpu_s": cpu,
+        "gc_server": gc_probe.summary(pauses, window_start, window_end) if gc_out else None,
     }
 
 
@@ -680,7 +778,7 @@ def idle(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         cpu_before = _cpu_s(server.pid)
         time.sleep(args.idle_window)
         cpu = _cpu_s(server.pid) - cpu_before
-        alive = sum(count[0] for _, count in workers.finish())
+        alive = sum(count[0] for _, count, _ in workers.finish())
     return {
         "target": target.name,
         "connections": connected,
@@ -733,8 +831,36 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     if "hub-redis" in by and "hub-memory" in by:
         ratio = by["hub-redis"]["p99_ms"] / by["hub-memory"]["p99_ms"]
         print(f"p99 hub-redis / hub-memory: {ratio:.2f}x")
+    if args.gc:
+        _report_gc([row for row in rows if row["rate"] == args.steps[-1][0]])
     if len(args.steps) > 1:
         _report_saturation(rows)
+
+
+def _report_gc(rows: list[dict[str, Any]]) -> None:
+    print(
+        "\ngarbage collections while events were published: count, total pause ms, "
+        "longest ms, CPU ms (a pause far above its CPU waited for a core)"
+    )
+    print(f"{'target':<17}{'side':<9}{'gen 0':>29}{'gen 1':>29}{'gen 2':>29}")
+    for row in rows:
+        for side in ("server", "clients"):
+            cells = "".join(
+                f"{g['count']:>6} {g['total_ms']:>7.1f} {g['max_ms']:>6.1f} {g['cpu_ms']:>7.1f}"
+                for g in (row[f"gc_{side}"][f"gen{n}"] for n in (0, 1, 2))
+            )
+            print(f"{row['target']:<17}{side:<9}{cells}")
+    print("\none full collection in the server with the connections open, before publishing:")
+    for row in rows:
+        full = row["gc_full"]
+        if full:
+            print(
+                f"  {row['target']:<17}{full['full_ms']:>8.1f} ms over {full['objects']:,} "
+                f"tracked objects ({full['frozen']:,} frozen besides)"
+            )
+            per = row["connections"] or 1
+            top = ", ".join(f"{name} {count / per:.1f}" for name, count in full["types"][:10])
+            print(f"    tracked per connection: {top}")
 
 
 def _report_saturation(rows: list[dict[str, Any]]) -> None:
@@ -785,6 +911,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke configuration")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.add_argument(
+        "--client-gc",
+        action="store_true",
+        help="leave the subscriber processes' collector as it is (by default it is off "
+        "once they are connected, so their collections do not add to the latency)",
+    )
+    parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="time every garbage collection in the server and the subscriber processes "
+        "while events are published (bench.gc_probe) and print them per generation",
+    )
+    parser.add_argument(
         "--profile",
         metavar="PREFIX",
         help="sample each server with py-spy while events are published (run under "
@@ -829,6 +967,13 @@ def _report_storm(rows: list[dict[str, Any]]) -> None:
             f"{row['caught_up']:>10}{row['seconds']:>9.2f}{row['per_s']:>8.0f}"
             f"{row['server_cpu_s']:>7.1f}  {row['failures'] or '-'}"
         )
+    for row in rows:
+        if row.get("gc_server"):
+            full = row["gc_server"]["gen2"]
+            print(
+                f"  {row['target']}: {full['count']} full collections in the server during "
+                f"the storm, {full['total_ms']:.0f} ms in all, the longest {full['max_ms']:.0f} ms"
+            )
 
 
 def _report_idle(rows: list[dict[str, Any]]) -> None:

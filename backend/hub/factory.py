@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from backend.core.health import HealthChecks
@@ -33,6 +34,25 @@ def open_bus(settings: HubSettings, store: Store, metrics: HubMetrics) -> EventB
     )
 
 
+_frozen = False
+
+
+def freeze_startup_heap() -> None:
+    """Move what is alive now out of the collector's sight, once per process.
+
+    A full collection walks every tracked object: with 5,000 connections open it took
+    0.6-0.8 s here, a pause of every socket, and the service's modules and app were
+    ~185,000 of the ~1.1 million objects it walked. They live as long as the process, so
+    walking them again finds nothing. Only the first start freezes: a process that builds
+    apps again and again (tests) would otherwise keep each one's cycles for good.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 @contextlib.asynccontextmanager
 async def open_hub(
     settings: HubSettings, store: Store, metrics: Metrics, health: HealthChecks
@@ -56,6 +76,10 @@ async def open_hub(
     await hub.start()
     if bus.name != "memory":
         health.register("hub_listener", bus.ping)
+    if settings.hub_gc_freeze:
+        freeze_startup_heap()
+    if settings.hub_gc_thresholds is not None:
+        gc.set_threshold(*settings.hub_gc_thresholds)
     try:
         yield hub, sessions
     finally:

@@ -12,3 +12,9 @@ class HubSettings(CoreSettings):
     hub_session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     hub_queue_messages: int = Field(default=1000, ge=10)
     hub_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    # Once per process, when the first hub starts: everything alive then (modules, the
+    # app, its pools) is moved out of the garbage collector's sight, so a full
+    # collection walks the connections only (docs/benchmarks.md, garbage collection).
+    hub_gc_freeze: bool = True
+    # gc.set_threshold(gen0, gen1, gen2) when the hub starts; empty: Python's (700, 10, 10).
+    hub_gc_thresholds: tuple[int, int, int] | None = None

@@ -30,7 +30,7 @@ def _bench(*args: str) -> tuple[Any, str]:
 
 @pytest.mark.slow
 def test_quick_run_prints_its_table_for_every_target() -> None:
-    rows, stdout = _bench()
+    rows, stdout = _bench("--gc")
     assert [row["target"] for row in rows] == [
         "hub-memory",
         "hub-redis",
@@ -41,6 +41,10 @@ def test_quick_run_prints_its_table_for_every_target() -> None:
         assert row["connections"] == 10
         assert row["delivered"] == row["expected"] > 0, row  # every subscriber got every event
     assert "p99 hub-redis / hub-memory" in stdout
+    for row in rows:  # --gc: every server ran under bench.gc_probe and answered its signals
+        assert row["gc_full"]["objects"] > 0, row["target"]
+        assert row["gc_full"]["full_ms"] > 0, row["target"]
+    assert "garbage collections while events were published" in stdout
 
 
 @pytest.mark.slow
