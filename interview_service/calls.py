@@ -182,6 +182,11 @@ class Call:
             self._activate()
         elif connection_state == "failed" and self.record.status is InterviewStatus.CONNECTING:
             self._spawn(self.finish(InterviewStatus.FAILED, "ice_failed"))
+        elif connection_state == "closed" and self.record.status is InterviewStatus.ACTIVE:
+            # The candidate closed the connection (hung up, closed the tab): the call is
+            # over now, not when the idle timeout notices, and a draining process can go.
+            # ("failed" may still be mended by an ICE restart: the idle timeout decides.)
+            self._spawn(self.finish(InterviewStatus.ENDED, "peer_closed"))
         self._spawn(self.save())
 
     def peer_frame(self, frame: av.AudioFrame) -> None:

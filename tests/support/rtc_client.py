@@ -116,6 +116,15 @@ class RtcClient:
         with contextlib.suppress(Exception):
             await self.pc.close()
 
+    async def vanish(self) -> None:
+        """The tab is gone without a goodbye: the network goes quiet, no DTLS close_notify
+        reaches the server (``close`` sends one). ``close`` still tidies up after."""
+        for task in self._readers:
+            task.cancel()
+        for transceiver in self.pc.getTransceivers():
+            with contextlib.suppress(Exception):
+                await transceiver.sender.transport.transport.stop()  # the ICE transport
+
 
 async def until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll ``predicate`` every 50 ms; fail the test naming ``what`` after ``timeout_s``."""

@@ -178,18 +178,47 @@ async def test_a_call_whose_media_stops_ends_itself(
     try:
         await client.call(http, interview)
         await asyncio.wait_for(client.connected.wait(), 15)
+        await client.vanish()  # the browser tab vanishes: no end, no goodbye, no media
+        status = await _final_status(http, interview, within_s=15)
     finally:
-        await client.close()  # the browser tab vanishes without calling end
-    deadline = time.monotonic() + 15
+        await client.close()
+    assert status["status"] == "ended", status
+    assert status["end_reason"] == "idle_timeout"
+    assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
+
+
+async def test_a_candidate_who_hangs_up_ends_the_interview_at_once(
+    coturn: Coturn,
+    start_app: Callable[[Settings], Any],
+    make_settings: Callable[..., Settings],
+) -> None:
+    # the idle timeout is far away: only the closed connection can end the call in time
+    app = await start_app(make_settings(**_relay_only(coturn), interview_idle_timeout_s=120))
+    http = app.client
+    started = (await http.post("/api/interview/start", json={"user_id": "c"})).json()
+    interview = started["session_id"]
+    client = RtcClient(started["ice_servers"], relay_only=True)
+    try:
+        await client.call(http, interview)
+        await asyncio.wait_for(client.connected.wait(), 15)
+    finally:
+        await client.close()  # hangs up (the browser's pc.close(): DTLS close_notify)
+    status = await _final_status(http, interview, within_s=10)
+    assert status["status"] == "ended", status
+    assert status["end_reason"] == "peer_closed"
+    assert status["connection_state"] == "closed"
+    assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
+
+
+async def _final_status(http: Any, interview: str, *, within_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
     status: dict[str, Any] = {}
     while time.monotonic() < deadline:
         status = (await http.get(f"/api/interview/{interview}/status")).json()
         if status["status"] not in ("connecting", "active"):
             break
         await asyncio.sleep(0.2)
-    assert status["status"] == "ended", status
-    assert status["end_reason"] == "idle_timeout"
-    assert "interview_calls_live 0.0" in (await http.get("/metrics")).text
+    return status
 
 
 async def test_a_call_ends_at_its_maximum_duration(
