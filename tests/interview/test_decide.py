@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 import pytest
@@ -83,3 +84,22 @@ async def test_unfinished_words_get_the_longest_silence_whatever_the_model_hears
     assert await _judge(judge, speech, "Yes, that is right and") == (False, 3.0)
     verdict = await _judge(judge, speech, "Yes, that is right.")
     assert verdict in ((True, 0.4), (False, 1.0))  # the model decides how sure
+
+
+async def test_the_model_runs_only_for_pauses_that_last_and_words_that_read_finished() -> None:
+    speech = (np.random.default_rng(2).standard_normal(16_000) * 0.1).astype(np.float32)
+    judge = SmartTurnJudge(SmartTurn(), Silences(), model_after_s=0.1)
+    # the words read unfinished before the model's moment: no model run
+    assert await _judge(judge, speech, "I owned the") == (False, Silences().max_s)
+    assert judge.runs == 0
+    # the candidate goes on before the model's moment: the judgement is cancelled, no run
+    pending: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    judging = asyncio.ensure_future(judge.judge(speech, pending, []))
+    await asyncio.sleep(0.02)
+    judging.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await judging
+    assert judge.runs == 0
+    # words that read finished: the model decides
+    await _judge(judge, speech, "I owned the ingestion layer.")
+    assert judge.runs == 1
