@@ -15,7 +15,9 @@ from interview_service.voice.decide import (
     is_backchannel,
     reads_unfinished,
 )
+from interview_service.voice.providers import Words, unsure_end
 from interview_service.voice.smart_turn import WINDOW, SmartTurn, bundled_model
+from interview_service.voice.transcribe import text_of
 
 
 @pytest.mark.parametrize(
@@ -103,3 +105,44 @@ async def test_the_model_runs_only_for_pauses_that_last_and_words_that_read_fini
     # words that read finished: the model decides
     await _judge(judge, speech, "I owned the ingestion layer.")
     assert judge.runs == 1
+
+
+class _Sure(SmartTurn):
+    """The model at its most confident: what it heard was a finished answer."""
+
+    def __init__(self) -> None:
+        pass
+
+    def complete_probability(self, speech: np.ndarray) -> float:
+        return 0.99
+
+
+async def test_a_guessed_last_word_does_not_make_the_answer_read_finished() -> None:
+    # whisper heard "I owned the" as "I owned." and was unsure of "owned": the answer
+    # waits like an unsure model's (the reply is prepared, not played after 0.4 s)
+    speech = np.zeros(16_000, np.float32)
+    silences = Silences(confident_s=0.4, unsure_s=3.0, max_s=3.0)
+    judge = SmartTurnJudge(_Sure(), silences, model_after_s=0.0)
+    assert await _judge(judge, speech, "I owned.") == (True, 0.4)
+    unsure: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    unsure.set_result(Words("I owned."))
+    verdict = await judge.judge(speech, unsure, [])
+    assert (verdict.finished, verdict.end_after_s, verdict.prepare) == (False, 3.0, True)
+
+
+async def test_the_last_piece_says_whether_the_words_end_unsure() -> None:
+    async def piece(text: str) -> str:
+        return text
+
+    sure_then_unsure = [
+        asyncio.ensure_future(piece("In my role")),
+        asyncio.ensure_future(piece(Words("I owned."))),
+    ]
+    assert unsure_end(await text_of(sure_then_unsure))
+    unsure_then_sure = [
+        asyncio.ensure_future(piece(Words("In my role"))),
+        asyncio.ensure_future(piece("I owned it.")),
+    ]
+    text = await text_of(unsure_then_sure)
+    assert text == "In my role I owned it."
+    assert not unsure_end(text)
