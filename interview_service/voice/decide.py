@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import structlog
 
-from interview_service.voice.providers import Interviewer, Turn
+from interview_service.voice.providers import Interviewer, Turn, unsure_end
 from interview_service.voice.smart_turn import SmartTurn
 
 log = structlog.get_logger(__name__)
@@ -181,6 +181,11 @@ class Silences:
     max_s: float = 3.0  # reads unfinished: all the time the candidate needs
 
 
+# How long into a judged pause (itself 0.16 s of silence) the model starts: a pause
+# that ends sooner costs no model run.
+MODEL_AFTER_S = 0.1
+
+
 class EndOfTurn(Protocol):
     name: str
 
@@ -194,27 +199,47 @@ class SmartTurnJudge:
 
     name = "smart-turn-v3"
 
-    def __init__(self, model: SmartTurn, silences: Silences, threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        model: SmartTurn,
+        silences: Silences,
+        threshold: float = 0.5,
+        *,
+        model_after_s: float = MODEL_AFTER_S,
+    ) -> None:
         self.model = model
         self.silences = silences
         self.threshold = threshold
+        self.model_after_s = model_after_s
+        self.runs = 0  # model decisions made (each is 35-100 ms of a core)
 
     async def judge(
         self, speech: np.ndarray, text: Awaitable[str], history: Sequence[Turn]
     ) -> Verdict:
         began = time.perf_counter()
+        words_task = asyncio.ensure_future(text)
+        # The model waits a moment: most pauses inside a sentence end before it (then the
+        # conversation cancels this judgement and the model never runs), and words that
+        # read unfinished by then need no model at all. It still decides before STT's
+        # words are back, so the verdict is not later for it.
+        await asyncio.wait({words_task}, timeout=self.model_after_s)
+        s = self.silences
+        if words_task.done() and (not words_task.result() or reads_unfinished(words_task.result())):
+            took = time.perf_counter() - began
+            return Verdict(False, s.max_s, None, self.name, took)
+        self.runs += 1
         sounding = asyncio.ensure_future(asyncio.to_thread(self.model.complete_probability, speech))
         try:
-            words = await text
+            words = await words_task
         finally:
             probability = await sounding
         took = time.perf_counter() - began
-        s = self.silences
         if not words or reads_unfinished(words):
             return Verdict(False, s.max_s, probability, self.name, took)
         # The words read finished: prepare the reply (thrown away if the candidate goes
-        # on); the model says how soon it may play.
-        if probability >= self.threshold:
+        # on); the model says how soon it may play, unless STT was unsure of the last word
+        # (a dropped "the" reads finished): then it waits like an unsure model.
+        if probability >= self.threshold and not unsure_end(words):
             return Verdict(True, s.confident_s, probability, self.name, took, prepare=True)
         return Verdict(False, s.unsure_s, probability, self.name, took, prepare=True)
 

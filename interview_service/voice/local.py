@@ -22,12 +22,14 @@ import structlog
 from interview_service.espeak import EspeakVoice
 from interview_service.greeting import greeting
 from interview_service.plan import DEFAULT_QUESTIONS
-from interview_service.voice.providers import VAD_CHUNK, Reply, Turn
+from interview_service.voice.providers import VAD_CHUNK, Reply, Turn, Words
 
 log = structlog.get_logger(__name__)
 
 BUNDLED_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 VAD_CONTEXT = 64
+# A transcript's last word under this probability is a guess (see WhisperStt.run).
+UNSURE_LAST_WORD = 0.5
 
 
 class ModelError(RuntimeError):
@@ -143,7 +145,13 @@ class WhisperStt:
                 raise
 
     def run(self, audio: np.ndarray, language: str, prompt: str | None = None) -> str:
-        """One transcription, in the calling thread (benchmarks call it directly)."""
+        """One transcription, in the calling thread (benchmarks call it directly).
+
+        ``Words`` when the last word's probability is under ``UNSURE_LAST_WORD``: at a
+        thinking pause whisper guesses a fragment's trailing word ("I owned the" came
+        back as "In my previous role alone.", its last word at p 0.25), and the guess
+        must not make the answer read finished.
+        """
         segments, _ = self._model.transcribe(
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
@@ -151,11 +159,17 @@ class WhisperStt:
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
+            word_timestamps=True,  # each word's probability
             # the vocabulary and the answer so far, as the text before this audio (for
             # one window of audio, ``hotwords`` would give Whisper the same tokens)
             initial_prompt=prompt or None,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        heard = list(segments)
+        text = " ".join(segment.text.strip() for segment in heard).strip()
+        words = [word for segment in heard for word in segment.words or ()]
+        if words and words[-1].probability < UNSURE_LAST_WORD:
+            return Words(text)
+        return text
 
 
 FOLLOW_UPS = (

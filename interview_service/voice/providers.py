@@ -26,6 +26,23 @@ class VoiceActivity(Protocol):
     def reset(self) -> None: ...
 
 
+class Words(str):
+    """A transcript whose last word the recogniser was unsure of.
+
+    Whisper drops or guesses a fragment's trailing word ("I owned the" heard as "I
+    owned."), and then the words read finished when the speaker was mid-thought; a
+    recogniser that knows its last word is a guess says so with ``Words(text)``, and the
+    decide stage does not take such words as finished on the model's say alone.
+    """
+
+    __slots__ = ()
+    unsure_end = True
+
+
+def unsure_end(text: str) -> bool:
+    return isinstance(text, Words) and text.unsure_end
+
+
 class SpeechToText(Protocol):
     name: str
 

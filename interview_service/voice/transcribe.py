@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from interview_service.conversation_seam import InterviewPlan
-from interview_service.voice.providers import SpeechToText
+from interview_service.voice.providers import SpeechToText, Words, unsure_end
 from interview_service.voice.vocabulary import stt_prompt, with_context
 
 PREROLL_CHUNKS = 10  # 320 ms kept before speech starts, so first syllables are not lost
@@ -108,5 +108,7 @@ class Capture:
 
 async def text_of(pieces: Sequence[asyncio.Task[str]]) -> str:
     """The pieces' words joined; shielded, so a waiter's cancellation spares them."""
-    parts = await asyncio.gather(*(asyncio.shield(piece) for piece in pieces))
-    return " ".join(part for part in parts if part)
+    parts = [part for part in await asyncio.gather(*(asyncio.shield(p) for p in pieces)) if part]
+    text = " ".join(parts)
+    # the last piece's unsure ending is the whole text's
+    return Words(text) if parts and unsure_end(parts[-1]) else text
