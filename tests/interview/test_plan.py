@@ -8,15 +8,12 @@ plan short enough to run out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import av
 import pytest
 
-from interview_service.paced_audio import PacedSource
 from interview_service.plan import (
     CLOSING_LINE,
     Cue,
@@ -30,6 +27,7 @@ from interview_service.voice.local import ScriptedInterviewer
 from interview_service.voice.stack import VoiceStack
 from interview_service.voice.turn_taking import TurnTakingConfig
 from tests.support.voice_fakes import EnergyVad, FixedStt, FixedTts, voice_pcm
+from tests.support.voice_line import Line
 
 QUESTIONS = ("Why Python?", "Tell me about Redis.", "How do you test?", "What is next?")
 LONG_ANSWER = "I have used it for years to build services that handle video at scale daily."
@@ -98,45 +96,11 @@ def test_the_warning_says_the_time_left_in_words(seconds: float, line: str) -> N
 # ---- in the voice loop ------------------------------------------------------------------
 
 
-class Candidate:
-    """A paced microphone into the conversation, its outbound played in real time."""
-
-    def __init__(self, conversation: VoiceConversation) -> None:
-        self.conversation = conversation
-        self.microphone = PacedSource()
-        self.events: list[dict[str, Any]] = []
-        self._tasks: list[asyncio.Task[Any]] = []
-
-    def send(self, event: Any) -> None:
-        self.events.append(event.to_wire())
-
-    async def _frames(self) -> AsyncIterator[av.AudioFrame]:
-        while True:
-            yield await self.microphone.recv()
-
-    async def _play(self) -> None:
-        while True:
-            await self.conversation.outbound.recv()
-
-    def start(self) -> asyncio.Task[None]:
-        self._tasks.append(asyncio.create_task(self._play()))
-        run = asyncio.create_task(self.conversation.run(self._frames(), self))
-        self._tasks.append(run)
-        return run
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+class Candidate(Line):
+    """The conversation's other end (tests/support/voice_line.py), answering in turn."""
 
     def said(self) -> list[str]:
-        return [
-            e["item"]["text"]
-            for e in self.events
-            if e["type"] == "transcript" and e["item"]["role"] == "interviewer"
-        ]
+        return [item["text"] for item in self.lines("interviewer")]
 
     async def answer_after(self, lines: int, seconds: float, timeout_s: float = 10) -> None:
         """Speak for ``seconds`` once the interviewer has said ``lines`` lines."""
