@@ -24,7 +24,6 @@ import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +31,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from backend.core.clock import now_iso
+from backend.core.clock import iso_or_none, now_iso
 from backend.core.storage import Store
 from interview_service.webhook_targets import WebhookTargetRefused, resolve_target
 
@@ -72,12 +71,6 @@ def sign_timestamped(secret: bytes, timestamp: str, body: bytes) -> str:
     return sign(secret, timestamp.encode() + b"." + body)
 
 
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(slots=True)
 class Delivery:
     """One interview's webhook: what to send, and every attempt so far."""
@@ -100,7 +93,7 @@ class Delivery:
             "state": "delivered" if self.delivered else "failed" if self.gave_up else "pending",
             "delivered": self.delivered,
             "attempts": list(self.attempts),
-            "next_attempt_at": None if self.done else _iso(self.next_at),
+            "next_attempt_at": None if self.done else iso_or_none(self.next_at),
         }
 
     def to_json(self) -> bytes:
