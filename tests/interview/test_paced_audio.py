@@ -69,7 +69,8 @@ async def test_opus_packets_decode_to_the_speech_then_silence() -> None:
     assert stamps == [i * SAMPLES_PER_FRAME for i in range(25)]
     assert _matches(heard, said)
     assert not np.abs(heard[12 * SAMPLES_PER_FRAME :]).any()  # silence is silent
-    assert source.speech_frames_sent == 10 and not source.speaking
+    assert source.speech_frames_sent == 10
+    assert not source.speaking
 
 
 async def test_a_flush_silences_the_next_packet_and_the_next_line_decodes() -> None:
@@ -95,8 +96,10 @@ async def test_held_speech_waits_as_silence_and_goes_on_where_it_stopped() -> No
         await source.recv_opus()
     source.hold()
     silent = {bytes((await source.recv_opus()).packet) for _ in range(4)}
-    assert len(silent) == 1 and line.sent == 3
+    assert len(silent) == 1
+    assert line.sent == 3
     source.release()
     for _ in range(7):
         await source.recv_opus()
-    assert line.sent == 10 and not source.speaking
+    assert line.sent == 10
+    assert not source.speaking
