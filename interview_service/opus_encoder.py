@@ -14,6 +14,7 @@ fresh encoder, which assumes silence before it, as the listener has just heard.
 from __future__ import annotations
 
 import fractions
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -57,10 +58,15 @@ def _codec() -> av.AudioCodecContext:
     return codec
 
 
+@functools.cache
+def _silence() -> bytes:
+    return bytes(_codec().encode(pcm_frame(bytes(2 * FRAME_SAMPLES)))[0])
+
+
 def silence_packet() -> av.Packet[Any]:
-    """One 20 ms frame of digital silence, encoded once: sent again with a new pts."""
-    packets = _codec().encode(pcm_frame(bytes(2 * FRAME_SAMPLES)))
-    return av.Packet(bytes(packets[0]))
+    """20 ms of digital silence, encoded once per process; a source sends its packet
+    again and again with a new pts."""
+    return av.Packet(_silence())
 
 
 class OpusEncoder:
