@@ -10,8 +10,8 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
 fi
 # --compile-bytecode: this machine's environment sets PYTHONDONTWRITEBYTECODE, so without
-# it every start compiled every installed module from source (a service process took
-# 6.9 s instead of 4.0 s to import at load 8, and over the tests' 30 s health wait at 11);
+# it every start compiles every installed module from source (importing the app took
+# 36-41 s at load 11 without any cache, 6-8 s with one: past the tests' 30 s health wait);
 # after the first sync it only checks the files' times (under 1 s).
 # shellcheck disable=SC2086
 uv sync --frozen --compile-bytecode ${UV_SYNC_ARGS:-} >&2
