@@ -75,6 +75,9 @@ def targets(which: list[str]) -> list[Target]:
     out = []
     base_env = {**os.environ, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"}
     base_env["RATE_LIMITS_ENABLED"] = "false"  # thousands of sockets from one address
+    # The voice models load in a thread once the port is open: RSS moved by +-100 MiB
+    # while the connections opened (up to 50 KiB "per connection" at 2,000), and a core.
+    base_env["INTERVIEW_WARM_MODELS"] = "false"
     for name in which:
         port = _free_port()
         if name in ("hub-memory", "hub-redis", "hub-redis-direct"):

@@ -73,7 +73,11 @@ async def measure(args: argparse.Namespace) -> None:
     import uvicorn
 
     os.environ.update(
-        ENVIRONMENT="test", LOG_LEVEL="WARNING", RATE_LIMITS_ENABLED="false", PIPELINE_ENGINE="off"
+        ENVIRONMENT="test",
+        LOG_LEVEL="WARNING",
+        RATE_LIMITS_ENABLED="false",
+        PIPELINE_ENGINE="off",
+        INTERVIEW_WARM_MODELS="false",  # its thread's allocations would be counted
     )
     if args.redis:
         os.environ.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=f"bench:{secrets.token_hex(4)}:")
