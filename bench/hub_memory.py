@@ -84,9 +84,7 @@ async def measure(args: argparse.Namespace) -> None:
     from backend.app.main import app
 
     port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws=args.ws, log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=args.ws, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:

@@ -36,6 +36,7 @@ from backend.hub import protocol
 from backend.hub.connection import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     Connection,
 )
@@ -48,9 +49,7 @@ log = structlog.get_logger(__name__)
 # A stalled client takes the close frame only once it reads again; uvicorn's keep-alive
 # ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
 CLOSE_TIMEOUT_S = 60.0
-CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
 CLOSE_POLICY = 1008  # over a rate limit
-CLOSE_INTERNAL = 1011  # the server failed this connection: resume with last_seq
 
 
 class WebSocketTransport:
@@ -170,17 +169,15 @@ async def _serve(
     resume: _Resume,
     reader: _Reader,
 ) -> None:
-    """Greet, then read in this task; the writer is the one other task of the connection.
+    """Greet, then read in this task; the connection's writer runs only while it sends.
 
-    A connection that fails (too slow, too big, shutdown) ends its writer, and the
-    writer's end interrupts the read here: nothing else would wake a client that sends
-    nothing.
+    A connection that fails (too slow, a send or a history read failed, shutdown)
+    interrupts the read here: nothing else would wake a client that sends nothing.
     """
     conn = hub.open(principal, transport)
     structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
-    writer = asyncio.create_task(hub.pump(conn), name=f"ws-write-{conn.id}")
     interrupt = _Interrupt()
-    writer.add_done_callback(interrupt)
+    conn.on_fail = interrupt
     try:
         await hub.greet(conn, session_id, resume.last_seq, resume.epoch)
         if resume.bad is not None:
@@ -191,17 +188,11 @@ async def _serve(
             raise
     except Exception as exc:  # the greeting's store work failed: tell the client to resume
         log.warning("ws_greeting_failed", error=repr(exc)[:300])
-        _fail(conn, exc)
+        conn.fail_after(exc)
     finally:
         interrupt.armed = False  # no await since the body ended: no interrupt is pending
-        writer.cancel()  # owned here: cancelled and awaited
-        await asyncio.gather(writer, return_exceptions=True)
-        failure = None if writer.cancelled() else writer.exception()
-        if failure is not None:
-            log.warning("ws_writer_failed", error=repr(failure)[:300])
-            _fail(conn, failure)
         try:
-            await hub.disconnect(conn)
+            await hub.disconnect(conn)  # stops the writer first
         except Exception as exc:  # the close frame below must still go out
             log.warning("ws_cleanup_failed", error=repr(exc)[:300])
         if conn.close_code is not None:
@@ -210,7 +201,7 @@ async def _serve(
 
 
 class _Interrupt:
-    """The writer's done callback: cancels the read of the task that served it."""
+    """``Connection.on_fail``: cancels the read of the task that serves the connection."""
 
     __slots__ = ("armed", "fired", "task")
 
@@ -219,8 +210,9 @@ class _Interrupt:
         self.armed = True
         self.fired = False
 
-    def __call__(self, _: object) -> None:
-        if self.armed and self.task is not None:
+    def __call__(self) -> None:
+        # Failed by the serving task itself (its reader): it returns on its own.
+        if self.armed and self.task is not None and self.task is not asyncio.current_task():
             self.fired = True
             self.task.cancel()
 
@@ -241,7 +233,7 @@ class _Reader:
 
     async def run(self, receive: Receive, hub: Hub, conn: Connection) -> None:
         window: FrameWindow | None = None  # made at the first frame: most clients send none
-        while True:
+        while conn.close_code is None:  # failed while handling a frame: its owner closes
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
@@ -267,14 +259,6 @@ class _Reader:
 RATE_LIMITED_FRAME = protocol.error(
     "rate_limited", "too many frames: slow down (RATE_LIMIT_WS_FRAME)"
 )
-
-
-def _fail(conn: Connection, failure: BaseException) -> None:
-    """Close with a frame the client can act on; the reason never carries backend text."""
-    if isinstance(failure, Unavailable):
-        conn.fail(CLOSE_TRY_AGAIN, "the event store is unavailable; resume with last_seq")
-    else:
-        conn.fail(CLOSE_INTERNAL, "internal error; resume with last_seq")
 
 
 def _epoch(raw: str | None) -> str | None:
