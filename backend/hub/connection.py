@@ -5,13 +5,13 @@ slow client never delays anyone else. A full queue marks the connection for clos
 4008; the client resumes with ``last_seq``.
 
 A connection is held for hours by thousands at once, and woken by every event of its
-rooms, so it is small and its wake-ups leave nothing behind: a plain list (the writer
-takes everything ready at once) and slots, and no task while it has nothing to send. The
-writer is a task started by the first item queued on an idle connection; it sends until
-the queue is empty and ends. A writer that waited for work instead kept a task, a
-coroutine and a future alive per idle connection, and made a new future, its iterator
-and a coroutine at each wake-up, which outlived it and made the young collections come
-(docs/benchmarks.md).
+rooms, so it is small and its wake-ups allocate little: a plain list (the writer takes
+everything ready at once), slots, and one future that exists only while the writer
+waits. The writer is one task for the connection's life (started by ``start_writer``,
+stopped by its owner). A writer started per wake-up instead left no task on an idle
+connection, but a room's event then made one task (six tracked objects) per member at
+once, and the young collections those bursts set off promoted them until full
+collections came (``bench/hub_wakeups.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class Connection:
         "_max_bytes",
         "_max_messages",
         "_queued_bytes",
-        "_write",
+        "_waiter",
         "_writer",
         "close_code",
         "close_reason",
@@ -99,7 +99,6 @@ class Connection:
         connection_id: str,
         principal: Principal,
         transport: Transport,
-        write: Writer,
         *,
         max_messages: int,
         max_bytes: int,
@@ -112,7 +111,7 @@ class Connection:
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._queued_bytes = 0
-        self._write = write
+        self._waiter: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -133,17 +132,24 @@ class Connection:
             return False
         self._queued_bytes += size
         self._items.append(item)
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._write(self))
+        self._wake()
         return True
 
+    def start_writer(self, write: Writer) -> None:
+        """Run the connection's one writer: ``write(self)`` sends what ``take`` gives and
+        awaits ``wait()`` when there is nothing, until the connection fails."""
+        self._writer = asyncio.get_running_loop().create_task(write(self))
+
+    def wait(self) -> asyncio.Future[None]:
+        """For the writer: done when something is queued or the connection failed."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
     def take(self) -> list[QueueItem]:
-        """For the writer: what is queued, oldest first (at most BATCH). Empty when there
-        is nothing left or the connection failed: the writer ends then, and the next item
-        queued starts another."""
+        """For the writer: what is queued, oldest first (at most BATCH); empty when there
+        is nothing or the connection failed."""
         items = self._items
         if not items or self.close_code is not None:
-            self._writer = None
             return _NOTHING
         if len(items) <= BATCH:
             batch, self._items = items, []
@@ -167,6 +173,7 @@ class Connection:
             self.close_reason = reason
             self._items.clear()
             self._queued_bytes = 0
+            self._wake()
             if self.on_fail is not None:
                 self.on_fail()
 
@@ -176,3 +183,10 @@ class Connection:
             self.fail(CLOSE_TRY_AGAIN, "the event store is unavailable; resume with last_seq")
         else:
             self.fail(CLOSE_INTERNAL, "internal error; resume with last_seq")
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)

@@ -2,8 +2,9 @@
 
 A transport's owner calls :meth:`Hub.open`, :meth:`Hub.greet`, :meth:`Hub.handle_frame`
 for each client frame, stops reading when the connection fails (``Connection.on_fail``),
-and calls :meth:`Hub.disconnect` at the end. The connection's writer (:meth:`Hub._write`)
-runs only while it has something to send. The bus calls :meth:`on_event`/:meth:`on_message`.
+and calls :meth:`Hub.disconnect` at the end, which stops the connection's writer
+(:meth:`Hub._write`, started by :meth:`open`). The bus calls
+:meth:`on_event`/:meth:`on_message`.
 """
 
 from __future__ import annotations
@@ -96,12 +97,12 @@ class Hub:
             f"{self.bus.node_id}.{next(self._ids)}",
             principal,
             transport,
-            self._write,
             max_messages=self._queue_messages,
             max_bytes=self._queue_bytes,
         )
         self._connections[conn.id] = conn
         self._metrics.connections.labels(transport.kind).inc()
+        conn.start_writer(self._write)
         return conn
 
     async def greet(
@@ -230,7 +231,7 @@ class Hub:
 
     # -- the writer ------------------------------------------------------------------
     async def _write(self, conn: Connection) -> None:
-        """The connection's writer: send its queue in order until it is empty, then end.
+        """The connection's writer: send its queue in order until the connection fails.
 
         Whatever is ready is taken at once: the live events and replies among it go out in
         one ``send_texts``; a snapshot or a gap fill flushes what came before it first. A
@@ -238,7 +239,13 @@ class Hub:
         """
         send = conn.transport.send_texts
         try:
-            while batch := conn.take():
+            while True:
+                batch = conn.take()
+                if not batch:
+                    if conn.close_code is not None:
+                        return  # failed: its owner closes it
+                    await conn.wait()
+                    continue
                 texts: list[str] = []
                 for item in batch:
                     if isinstance(item, str):
