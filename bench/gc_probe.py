@@ -7,6 +7,9 @@ system-wide monotonic clock, so another process can compare it with its own wind
 generation and its length). On SIGUSR1 the process writes what it recorded to OUT.json
 and goes on; on SIGUSR2 it runs one full collection and writes how long it took, and how
 many objects the collector tracks by type (and how many are frozen), to OUT.json.full.
+From then on, each young collection (generation 0) first counts the objects it is about
+to walk by type: what was allocated since the last one and is still alive, the objects
+that make young collections come; SIGUSR1 writes them to OUT.json.young.
 ``install()`` times the collections of a process that is already running (the
 benchmark's subscriber workers).
 """
@@ -26,11 +29,18 @@ from typing import Any
 # collected): a pause much longer than its CPU time is the process waiting for a core.
 _pauses: list[tuple[float, float, int, float, int]] = []
 _started = (0.0, 0.0)
+# Types of the objects in generation 0 when its collections began (after SIGUSR2).
+_young: collections.Counter[str] = collections.Counter()
+_young_runs = [0]
+_young_on = [False]
 
 
 def _callback(phase: str, info: dict[str, Any]) -> None:
     global _started
     if phase == "start":
+        if _young_on[0] and info["generation"] == 0:
+            _young_runs[0] += 1
+            _young.update(type(o).__qualname__ for o in gc.get_objects(generation=0))
         _started = (time.monotonic(), time.thread_time())
     else:
         wall, cpu = _started
@@ -73,6 +83,8 @@ def main() -> None:
         raise SystemExit("usage: python -m bench.gc_probe OUT.json -m MODULE [ARGS...]")
 
     def dump(*_: object) -> None:
+        with open(out + ".young", "w") as f:
+            json.dump({"collections": _young_runs[0], "types": _young.most_common(12)}, f)
         with open(out, "w") as f:
             json.dump(_pauses, f)
 
@@ -88,6 +100,7 @@ def main() -> None:
         found = {"objects": objects, "frozen": frozen, "full_ms": 1000 * took, "types": types}
         with open(out + ".full", "w") as f:
             json.dump(found, f)
+        _young_on[0] = True
 
     signal.signal(signal.SIGUSR1, dump)
     signal.signal(signal.SIGUSR2, full)

@@ -75,6 +75,9 @@ def targets(which: list[str]) -> list[Target]:
     out = []
     base_env = {**os.environ, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"}
     base_env["RATE_LIMITS_ENABLED"] = "false"  # thousands of sockets from one address
+    # The voice models load in a thread once the port is open: RSS moved by +-100 MiB
+    # while the connections opened (up to 50 KiB "per connection" at 2,000), and a core.
+    base_env["INTERVIEW_WARM_MODELS"] = "false"
     for name in which:
         port = _free_port()
         if name in ("hub-memory", "hub-redis", "hub-redis-direct"):
@@ -547,6 +550,7 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         cpu[-1] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
         window_end = time.monotonic()
         server_pauses = _server_pauses(server, gc_out) if gc_out else []
+        young = _young_objects(gc_out) if gc_out else {}
         replies = workers.finish()
     gc_figures: dict[str, Any] = {}
     if args.gc:
@@ -555,6 +559,7 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
             "gc_server": gc_probe.summary(server_pauses, window_start, window_end),
             "gc_clients": gc_probe.summary(client_pauses, window_start, window_end),
             "gc_full": full_gc,
+            "gc_young": young,
         }
     rows = []
     for step, (rate, seconds) in enumerate(args.steps):
@@ -596,6 +601,16 @@ def _full_collection(server: subprocess.Popen[bytes], path: str) -> dict[str, An
             time.sleep(0.5)
             return found
         time.sleep(0.1)
+    return {}
+
+
+def _young_objects(path: str) -> dict[str, Any]:
+    """What the server's young collections found alive (written beside its pauses)."""
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+        with open(path + ".young") as f:
+            found: dict[str, Any] = json.load(f)
+        os.unlink(path + ".young")
+        return found
     return {}
 
 
@@ -861,6 +876,13 @@ def _report_gc(rows: list[dict[str, Any]]) -> None:
             per = row["connections"] or 1
             top = ", ".join(f"{name} {count / per:.1f}" for name, count in full["types"][:10])
             print(f"    tracked per connection: {top}")
+    print("\nobjects alive in generation 0 when the server's young collections began:")
+    for row in rows:
+        young = row.get("gc_young") or {}
+        runs = young.get("collections", 0)
+        if runs:
+            top = ", ".join(f"{name} {count / runs:.0f}" for name, count in young["types"])
+            print(f"  {row['target']:<17}per collection ({runs}): {top}")
 
 
 def _report_saturation(rows: list[dict[str, Any]]) -> None:

@@ -3,17 +3,21 @@
     uv run python -m bench.hub_memory                       # 2,000 connections, memory bus
     uv run python -m bench.hub_memory --redis               # with Redis (BENCH_REDIS_URL)
     uv run python -m bench.hub_memory --connections 500 --top 25
+    uv run python -m bench.hub_memory --ws wsproto          # another uvicorn WebSocket protocol
 
 The service runs in this process under tracemalloc; a subprocess opens the connections
 (so none of the client's allocations are counted) and holds them. It prints the traced
-bytes per connection, grouped by the file that allocated them and by line, and the RSS
-growth per connection (which also counts allocator slack and freed-but-kept pages).
+bytes per connection, grouped by the file that allocated them and by line, the RSS
+growth per connection (which also counts allocator slack and freed-but-kept pages), and
+the objects the garbage collector tracks per connection, by type (each full collection
+walks them all).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import multiprocessing as mp
 import os
@@ -69,16 +73,18 @@ async def measure(args: argparse.Namespace) -> None:
     import uvicorn
 
     os.environ.update(
-        ENVIRONMENT="test", LOG_LEVEL="WARNING", RATE_LIMITS_ENABLED="false", PIPELINE_ENGINE="off"
+        ENVIRONMENT="test",
+        LOG_LEVEL="WARNING",
+        RATE_LIMITS_ENABLED="false",
+        PIPELINE_ENGINE="off",
+        INTERVIEW_WARM_MODELS="false",  # its thread's allocations would be counted
     )
     if args.redis:
         os.environ.update(REDIS_URL=REDIS_URL, REDIS_PREFIX=f"bench:{secrets.token_hex(4)}:")
     from backend.app.main import app
 
     port = _free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, ws=args.ws, log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -89,6 +95,7 @@ async def measure(args: argparse.Namespace) -> None:
     warm.start()  # the first connections of each room pay for the room: not counted
     await asyncio.to_thread(warm_ready.wait, 120)
     gc.collect()
+    tracked_before = _tracked()
     tracemalloc.start(args.depth)
     before, rss_before = tracemalloc.take_snapshot(), _rss_kib()
     ready, stop = ctx.Event(), ctx.Event()
@@ -99,12 +106,15 @@ async def measure(args: argparse.Namespace) -> None:
     gc.collect()
     after, rss_after = tracemalloc.take_snapshot(), _rss_kib()
     tracemalloc.stop()
+    tracked = _tracked()
     n = args.connections
     by_file = after.compare_to(before, "filename")
     total = sum(stat.size_diff for stat in by_file)
     print(f"\n{n} idle connections ({'Redis' if args.redis else 'memory'} bus)")
     print(f"traced: {total / n / 1024:.1f} KiB per connection")
-    print(f"RSS:    {(rss_after - rss_before) / n:.1f} KiB per connection\n")
+    print(f"RSS:    {(rss_after - rss_before) / n:.1f} KiB per connection")
+    tracked.subtract(tracked_before)
+    print(f"GC-tracked objects: {tracked.total() / n:.1f} per connection\n")
     print("by file (bytes per connection):")
     for stat in by_file[: args.top]:
         name = stat.traceback[0].filename.split("site-packages/")[-1].split("/lib/python3")[-1]
@@ -114,12 +124,19 @@ async def measure(args: argparse.Namespace) -> None:
         frame = stat.traceback[0]
         name = frame.filename.split("site-packages/")[-1].split("/lib/python3")[-1]
         print(f"  {stat.size_diff / n:8.0f}  {name}:{frame.lineno}")
+    print("\nGC-tracked objects per connection, by type:")
+    for name, count in tracked.most_common(args.top):
+        print(f"  {count / n:8.2f}  {name}")
     stop.set()
     warm_stop.set()
     await asyncio.to_thread(clients.join, 60)
     await asyncio.to_thread(warm.join, 60)
     server.should_exit = True
     await serving
+
+
+def _tracked() -> collections.Counter[str]:
+    return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--redis", action="store_true", help="the Redis bus (BENCH_REDIS_URL)")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--depth", type=int, default=1, help="traceback frames kept")
+    parser.add_argument(
+        "--ws",
+        default="websockets-sansio",
+        help="uvicorn's WebSocket protocol: websockets-sansio (the service's), websockets, wsproto",
+    )
     args = parser.parse_args(argv)
     asyncio.run(measure(args))
 

@@ -19,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from backend.app.asgi import ServiceApp
 from backend.app.http_errors import install_error_handlers
 from backend.app.middleware import RequestContextMiddleware
 from backend.app.routers import (
@@ -29,7 +30,6 @@ from backend.app.routers import (
     me,
     pipeline_demo,
     sessions,
-    ws,
 )
 from backend.app.settings import Settings, load_settings
 from backend.app.state import open_app_state
@@ -56,7 +56,7 @@ def create_app(
             with drain_on_sigterm(services.interviews, settings.interview_drain_s):
                 yield {"services": services}
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Pipeline backend",
         version=settings.version,
         lifespan=lifespan,
@@ -72,7 +72,7 @@ def create_app(
     app.include_router(api_docs.router)
     app.include_router(me.router)
     app.include_router(sessions.router)
-    app.include_router(ws.router)
+    # /ws is not a route: ServiceApp hands it to routers.ws before the HTTP stack.
     app.include_router(gateway.router)
     app.include_router(interview.router)
     app.include_router(interview.demo_router)

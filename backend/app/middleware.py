@@ -22,7 +22,8 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _QUIET_PATHS = frozenset({"/health", "/api/health", "/metrics"})
 
 
-def _request_id(scope: Scope) -> str:
+def request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane one, else a new id."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             candidate = bytes(value).decode("latin-1")
@@ -46,16 +47,16 @@ class RequestContextMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        rid = request_id(scope)
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=rid)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
 
         started = time.perf_counter()
         status = 500
-        header = (b"x-request-id", request_id.encode())
+        header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

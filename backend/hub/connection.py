@@ -1,22 +1,28 @@
 """One client connection, whatever carries it: a bounded send queue and per-room cursors.
 
-The hub puts work on the queue without waiting; only the connection's writer (run by
-its transport's owner) sends, so a slow client never delays anyone else. A full queue
-marks the connection for closing with 4008; the client resumes with ``last_seq``.
+The hub puts work on the queue without waiting; only the connection's writer sends, so a
+slow client never delays anyone else. A full queue marks the connection for closing with
+4008; the client resumes with ``last_seq``.
 
-A connection is held for hours by thousands at once, so it is small: a plain list (the
-writer takes everything ready at once, so nothing pops from its front one by one) and
-one future that exists only while the writer waits, and slots. An ``asyncio.Queue`` and
-an ``Event`` cost four deques, ~3 KiB, per idle connection.
+A connection is held for hours by thousands at once, and woken by every event of its
+rooms, so it is small and its wake-ups allocate little: a plain list (the writer takes
+everything ready at once), slots, and one future that exists only while the writer
+waits. The writer is one task for the connection's life (started by ``start_writer``,
+stopped by its owner). A writer started per wake-up instead left no task on an idle
+connection, but a room's event then made one task (six tracked objects) per member at
+once, and the young collections those bursts set off promoted them until full
+collections came (``bench/hub_wakeups.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backend.core.auth import Principal
+from backend.core.errors import Unavailable
 from backend.hub.bus import Published
 
 CLOSE_GOING_AWAY = 1001
@@ -24,6 +30,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_TOO_SLOW = 4008
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
+CLOSE_INTERNAL = 1011  # the server failed this connection: resume with last_seq
 
 BATCH = 256  # items the writer takes from the queue at once
 
@@ -59,6 +67,8 @@ class Sync:
 
 
 QueueItem = str | Published | Sync
+Writer = Callable[["Connection"], Coroutine[Any, Any, None]]
+_NOTHING: list[QueueItem] = []  # what take() returns when there is nothing: never appended to
 
 
 def _size(item: QueueItem) -> int:
@@ -74,10 +84,12 @@ class Connection:
         "_max_messages",
         "_queued_bytes",
         "_waiter",
+        "_writer",
         "close_code",
         "close_reason",
         "cursors",
         "id",
+        "on_fail",
         "principal",
         "transport",
     )
@@ -100,8 +112,11 @@ class Connection:
         self._max_bytes = max_bytes
         self._queued_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        # Called once when the connection fails, so its owner stops reading at once.
+        self.on_fail: Callable[[], None] | None = None
 
     @property
     def rooms(self) -> set[str]:
@@ -120,23 +135,36 @@ class Connection:
         self._wake()
         return True
 
-    async def next_batch(self) -> list[QueueItem]:
-        """What is queued, oldest first (at most BATCH); empty once the connection failed."""
-        while not self._items and self.close_code is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        if self.close_code is not None:
-            return []
-        if len(self._items) <= BATCH:
-            batch, self._items = self._items, []
+    def start_writer(self, write: Writer) -> None:
+        """Run the connection's one writer: ``write(self)`` sends what ``take`` gives and
+        awaits ``wait()`` when there is nothing, until the connection fails."""
+        self._writer = asyncio.get_running_loop().create_task(write(self))
+
+    def wait(self) -> asyncio.Future[None]:
+        """For the writer: done when something is queued or the connection failed."""
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+    def take(self) -> list[QueueItem]:
+        """For the writer: what is queued, oldest first (at most BATCH); empty when there
+        is nothing or the connection failed."""
+        items = self._items
+        if not items or self.close_code is not None:
+            return _NOTHING
+        if len(items) <= BATCH:
+            batch, self._items = items, []
         else:
-            batch = self._items[:BATCH]
-            del self._items[:BATCH]
+            batch = items[:BATCH]
+            del items[:BATCH]
         self._queued_bytes -= sum(_size(item) for item in batch)
         return batch
+
+    async def stop_writer(self) -> None:
+        """Cancel and await the writer, if one runs (its owner's last word on it)."""
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
 
     def fail(self, code: int, reason: str) -> None:
         """Mark for closing with ``code``: the writer stops and the owner closes."""
@@ -146,8 +174,19 @@ class Connection:
             self._items.clear()
             self._queued_bytes = 0
             self._wake()
+            if self.on_fail is not None:
+                self.on_fail()
+
+    def fail_after(self, error: BaseException) -> None:
+        """Close with a code the client can act on; the reason never carries backend text."""
+        if isinstance(error, Unavailable):
+            self.fail(CLOSE_TRY_AGAIN, "the event store is unavailable; resume with last_seq")
+        else:
+            self.fail(CLOSE_INTERNAL, "internal error; resume with last_seq")
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)

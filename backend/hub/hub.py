@@ -1,8 +1,10 @@
 """Rooms, joins, resume and client messages: the transport-agnostic heart of the hub.
 
 A transport's owner calls :meth:`Hub.open`, :meth:`Hub.greet`, :meth:`Hub.handle_frame`
-for each client frame, runs :meth:`Hub.pump` as the connection's only writer, and calls
-:meth:`Hub.disconnect` at the end. The bus calls :meth:`on_event`/:meth:`on_message`.
+for each client frame, stops reading when the connection fails (``Connection.on_fail``),
+and calls :meth:`Hub.disconnect` at the end, which stops the connection's writer
+(:meth:`Hub._write`, started by :meth:`open`). The bus calls
+:meth:`on_event`/:meth:`on_message`.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class Hub:
         )
         self._connections[conn.id] = conn
         self._metrics.connections.labels(transport.kind).inc()
+        conn.start_writer(self._write)
         return conn
 
     async def greet(
@@ -117,6 +120,7 @@ class Hub:
                 await self.join_room(conn, session_id, last_seq, epoch, reply=False, checked=True)
 
     async def disconnect(self, conn: Connection) -> None:
+        await conn.stop_writer()
         if self._connections.pop(conn.id, None) is None:
             return
         self._metrics.connections.labels(conn.transport.kind).dec()
@@ -226,36 +230,44 @@ class Hub:
                 conn.offer(text)
 
     # -- the writer ------------------------------------------------------------------
-    async def pump(self, conn: Connection) -> None:
-        """Send the connection's queue in order until it fails (or its owner cancels).
+    async def _write(self, conn: Connection) -> None:
+        """The connection's writer: send its queue in order until the connection fails.
 
         Whatever is ready is taken at once: the live events and replies among it go out in
-        one ``send_texts``; a snapshot or a gap fill flushes what came before it first.
+        one ``send_texts``; a snapshot or a gap fill flushes what came before it first. A
+        send or a history read that fails fails the connection (its owner closes it).
         """
         send = conn.transport.send_texts
-        while True:
-            batch = await conn.next_batch()
-            if not batch:
-                return  # failed: the owner closes it
-            texts: list[str] = []
-            for item in batch:
-                if isinstance(item, str):
-                    texts.append(item)
-                elif isinstance(item, Published):
-                    if self._admit(conn, item):
-                        texts.append(item.text)
-                    elif self._needs_fill(conn, item):
+        try:
+            while True:
+                batch = conn.take()
+                if not batch:
+                    if conn.close_code is not None:
+                        return  # failed: its owner closes it
+                    await conn.wait()
+                    continue
+                texts: list[str] = []
+                for item in batch:
+                    if isinstance(item, str):
+                        texts.append(item)
+                    elif isinstance(item, Published):
+                        if self._admit(conn, item):
+                            texts.append(item.text)
+                        elif self._needs_fill(conn, item):
+                            if texts:
+                                await send(texts)
+                                texts = []
+                            await self._fill(conn, item)
+                    else:
                         if texts:
                             await send(texts)
                             texts = []
-                        await self._fill(conn, item)
-                else:
-                    if texts:
-                        await send(texts)
-                        texts = []
-                    await self._sync(conn, item.room, item.last_seq, item.epoch)
-            if texts:
-                await send(texts)
+                        await self._sync(conn, item.room, item.last_seq, item.epoch)
+                if texts:
+                    await send(texts)
+        except Exception as exc:
+            log.warning("hub_writer_failed", connection_id=conn.id, error=repr(exc)[:300])
+            conn.fail_after(exc)
 
     def _admit(self, conn: Connection, event: Published) -> bool:
         """True (and the cursor moved) when ``event`` is the next one this client needs."""

@@ -156,6 +156,10 @@ class WhisperStt:
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
             beam_size=1,
+            # greedy only: whisper's fallback re-decodes a doubtful window at rising
+            # temperatures, up to five times on a live turn, and samples at random; on the
+            # fixed set it was no more accurate (docs/benchmarks.md, local STT accuracy)
+            temperature=0.0,
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,

@@ -40,6 +40,10 @@ global
     maxconn 256
 defaults
     mode http
+    # A refused connect (a process just SIGKILLed, before the next check marks it down)
+    # is retried on the other server: the request never reached the dead one.
+    retries 3
+    option redispatch 1
     timeout connect 2s
     timeout client 60s
     timeout server 60s

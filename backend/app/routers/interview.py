@@ -197,7 +197,7 @@ async def status(
 async def ice_servers(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return await state.interviews.ice_server_list(principal, interview_id)
+    return await state.interviews.signaling.ice_server_list(principal, interview_id)
 
 
 @router.post(
@@ -212,7 +212,7 @@ async def rtc_offer(
     """The browser's offer; the answer holds every server candidate (no trickle needed)."""
     if body.type != "offer":
         raise InvalidInput("type must be 'offer'", code="invalid_sdp_type")
-    sdp = await state.interviews.offer(principal, interview_id, body.sdp)
+    sdp = await state.interviews.signaling.offer(principal, interview_id, body.sdp)
     return {"sdp": sdp, "type": "answer"}
 
 
@@ -223,7 +223,7 @@ async def rtc_restart(
     interview_id: InterviewId, state: StateDep, principal: PrincipalDep
 ) -> dict[str, str]:
     """A server offer on a fresh peer connection (ICE restart); reply with rtc/answer."""
-    sdp = await state.interviews.restart(principal, interview_id)
+    sdp = await state.interviews.signaling.restart(principal, interview_id)
     return {"sdp": sdp, "type": "offer"}
 
 
@@ -241,7 +241,7 @@ async def rtc_answer(
 ) -> Response:
     if body.type != "answer":
         raise InvalidInput("type must be 'answer'", code="invalid_sdp_type")
-    await state.interviews.answer(principal, interview_id, body.sdp)
+    await state.interviews.signaling.answer(principal, interview_id, body.sdp)
     return Response(status_code=204)
 
 
@@ -261,7 +261,7 @@ async def rtc_candidate(
     items = body if isinstance(body, list) else [body or Candidate()]
     if len(items) > 50:
         raise InvalidInput("at most 50 candidates per request", code="too_many_candidates")
-    await state.interviews.candidates(
+    await state.interviews.signaling.candidates(
         principal, interview_id, [item.model_dump() for item in items]
     )
     return Response(status_code=204)

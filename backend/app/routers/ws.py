@@ -1,16 +1,21 @@
-"""Native WebSockets for the status hub: ``/ws?session_id=S`` and ``/ws/S`` (CONTRACT §2.1)."""
+"""Native WebSockets for the status hub: ``/ws?session_id=S`` and ``/ws/S`` (CONTRACT §2.1).
+
+A plain ASGI endpoint that ``backend/app/asgi.py`` calls before the HTTP stack: a
+connection lives for hours, and each layer it passed would keep a coroutine alive for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 import structlog
-from fastapi import APIRouter, WebSocket
-from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocketState
+from starlette.requests import HTTPConnection
+from starlette.types import Receive, Scope, Send
 
 from backend.app.deps import caller_ip, get_app_state, websocket_principal
+from backend.app.middleware import request_id
 from backend.core.auth import Principal
 from backend.core.errors import (
     DomainError,
@@ -31,6 +36,7 @@ from backend.hub import protocol
 from backend.hub.connection import (
     CLOSE_FORBIDDEN,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
     Connection,
 )
@@ -39,126 +45,154 @@ from backend.hub.frames import Messaging
 from backend.hub.hub import Hub
 from backend.hub.seq import seq_from_query
 
-router = APIRouter(tags=["status hub"])
 log = structlog.get_logger(__name__)
 # A stalled client takes the close frame only once it reads again; uvicorn's keep-alive
 # ping (WS_PING_INTERVAL_S + WS_PING_TIMEOUT_S) drops one that never does before this.
 CLOSE_TIMEOUT_S = 60.0
-CLOSE_TRY_AGAIN = 1013  # a dependency is down: reconnect with backoff
 CLOSE_POLICY = 1008  # over a rate limit
-CLOSE_INTERNAL = 1011  # the server failed this connection: resume with last_seq
 
 
 class WebSocketTransport:
-    kind = "websocket"
-    __slots__ = ("_ws",)
+    """The connection's ASGI ``send``, with nothing between: no Starlette ``WebSocket``."""
 
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
+    kind = "websocket"
+    __slots__ = ("_send", "closed")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.closed = False
 
     async def send_text(self, text: str) -> None:
-        await self._ws.send({"type": "websocket.send", "text": text})
+        await self._send({"type": "websocket.send", "text": text})
 
     async def send_texts(self, texts: list[str]) -> None:
         # ASGI carries one message per send; the batch saves the queue hops around them.
-        send = self._ws.send
+        send = self._send
         for text in texts:
             await send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:
-        if self._ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await self._ws.close(code, reason)
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):  # the client may be gone already
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
-async def status_socket(websocket: WebSocket) -> None:
-    state = await get_app_state(websocket)
-    hub: Hub = state.hub
-    params = websocket.query_params
-    session_id = websocket.path_params.get("session_id") or params.get("session_id") or None
-    await websocket.accept()
-    transport = WebSocketTransport(websocket)
+def status_socket_path(scope: Scope) -> tuple[bool, str | None]:
+    """Whether a WebSocket scope is the status socket's, and the session in its path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if path == "/ws":
+        return True, None
+    if path.startswith("/ws/") and "/" not in path[4:] and len(path) > 4:
+        return True, path[4:]
+    return False, None
+
+
+async def status_socket(
+    scope: Scope, receive: Receive, send: Send, path_session: str | None
+) -> None:
+    """``/ws`` as a plain ASGI app, called straight from the app's entry (``asgi.py``).
+
+    A connection is held for hours by thousands at once: every layer of the HTTP stack
+    it passed (middlewares, exception wrappers, routing, Starlette's ``WebSocket``) kept
+    a coroutine and its locals alive for its whole life (docs/benchmarks.md).
+    """
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id(scope))
+    if (await receive())["type"] != "websocket.connect":
+        return
+    handshake = await _admit(HTTPConnection(scope), send, path_session)
+    if handshake is not None:
+        await _serve(receive, *handshake)
+
+
+async def _admit(
+    connection: HTTPConnection, send: Send, path_session: str | None
+) -> tuple[Hub, Principal, WebSocketTransport, str | None, _Resume, _Reader] | None:
+    """Accept, then authenticate and check the session: None once closed with the reason."""
+    state = await get_app_state(connection)
+    params = connection.query_params
+    session_id = path_session or params.get("session_id") or None
+    await send({"type": "websocket.accept"})
+    transport = WebSocketTransport(send)
     # A bad resume point is bad input like any other: an error reply, then a fresh
     # snapshot (recovered: false), and the connection stays.
-    bad_resume: InvalidInput | None = None
     try:
-        last_seq, epoch = seq_from_query(params.get("last_seq")), _epoch(params.get("epoch"))
+        resume = _Resume(seq_from_query(params.get("last_seq")), _epoch(params.get("epoch")))
     except InvalidInput as exc:
-        last_seq, epoch, bad_resume = None, None, exc
+        resume = _Resume(None, None, exc)
     try:
-        principal = await websocket_principal(websocket, state)
+        principal = await websocket_principal(connection, state)
         await state.limiter.check(
-            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(websocket, state)
+            LimitName.WS_CONNECT, principal=principal, ip=caller_ip(connection, state)
         )
         if session_id is not None:
             valid_session_id(session_id)
-            await hub.check_access(principal, session_id)
+            await state.hub.check_access(principal, session_id)
     except RateLimited as exc:
         await transport.close(CLOSE_POLICY, f"rate_limited: retry in {exc.retry_after_s} s")
-        return
+        return None
     except Unauthorized as exc:
         await transport.close(CLOSE_UNAUTHORIZED, exc.message[:120])
-        return
+        return None
     except (Forbidden, NotFound) as exc:
         await transport.close(CLOSE_FORBIDDEN, exc.message[:120])
-        return
+        return None
     except Unavailable as exc:
         await transport.close(CLOSE_TRY_AGAIN, exc.message[:120])
-        return
+        return None
     except DomainError as exc:
         await transport.close(1008, exc.message[:120])
-        return
-    await _serve(
-        websocket,
-        hub,
-        principal,
-        transport,
-        session_id,
-        last_seq,
-        epoch,
-        _Reader(state.settings.ws_max_frame_bytes, state.limiter, state.messaging),
-        bad_resume,
-    )
+        return None
+    reader = _Reader(state.settings.ws_max_frame_bytes, state.limiter, state.messaging)
+    return state.hub, principal, transport, session_id, resume, reader
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    last_seq: int | None
+    epoch: str | None
+    bad: InvalidInput | None = None
 
 
 async def _serve(
-    websocket: WebSocket,
+    receive: Receive,
     hub: Hub,
     principal: Principal,
     transport: WebSocketTransport,
     session_id: str | None,
-    last_seq: int | None,
-    epoch: str | None,
+    resume: _Resume,
     reader: _Reader,
-    bad_resume: InvalidInput | None = None,
 ) -> None:
+    """Greet, then read in this task; the connection's writer runs only while it sends.
+
+    A connection that fails (too slow, a send or a history read failed, shutdown)
+    interrupts the read here: nothing else would wake a client that sends nothing.
+    """
     conn = hub.open(principal, transport)
     structlog.contextvars.bind_contextvars(connection_id=conn.id, session_id=session_id)
-    tasks = [
-        asyncio.create_task(reader.run(websocket, hub, conn), name=f"ws-read-{conn.id}"),
-        # The writer also ends when the connection fails (too slow, too big, shutdown).
-        asyncio.create_task(hub.pump(conn), name=f"ws-write-{conn.id}"),
-    ]
+    interrupt = _Interrupt()
+    conn.on_fail = interrupt
     try:
-        await hub.greet(conn, session_id, last_seq, epoch)
-        if bad_resume is not None:
-            conn.offer(protocol.dumps(protocol.error(bad_resume.code, bad_resume.message)))
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            failure = None if task.cancelled() else task.exception()
-            if failure is not None:
-                log.warning("ws_task_failed", task=task.get_name(), error=repr(failure)[:300])
-                _fail(conn, failure)
+        await hub.greet(conn, session_id, resume.last_seq, resume.epoch)
+        if resume.bad is not None:
+            conn.offer(protocol.dumps(protocol.error(resume.bad.code, resume.bad.message)))
+        await reader.run(receive, hub, conn)
+    except asyncio.CancelledError:
+        if not interrupt.swallow():
+            raise
     except Exception as exc:  # the greeting's store work failed: tell the client to resume
         log.warning("ws_greeting_failed", error=repr(exc)[:300])
-        _fail(conn, exc)
+        conn.fail_after(exc)
     finally:
-        for task in tasks:  # owned here: cancelled and awaited
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        interrupt.armed = False  # no await since the body ended: no interrupt is pending
         try:
-            await hub.disconnect(conn)
+            await hub.disconnect(conn)  # stops the writer first
         except Exception as exc:  # the close frame below must still go out
             log.warning("ws_cleanup_failed", error=repr(exc)[:300])
         if conn.close_code is not None:
@@ -166,13 +200,25 @@ async def _serve(
         log.info("ws_closed", close_code=conn.close_code)
 
 
-# Plain Starlette routes: FastAPI's WebSocket route would solve (empty) dependencies and
-# keep their exit stacks for the connection's whole life, ~9 KiB per connection, for
-# nothing this endpoint uses (docs/benchmarks.md, memory per connection).
-router.routes += [
-    WebSocketRoute("/ws", status_socket, name="status_socket"),
-    WebSocketRoute("/ws/{session_id}", status_socket, name="status_socket_session"),
-]
+class _Interrupt:
+    """``Connection.on_fail``: cancels the read of the task that serves the connection."""
+
+    __slots__ = ("armed", "fired", "task")
+
+    def __init__(self) -> None:
+        self.task = asyncio.current_task()
+        self.armed = True
+        self.fired = False
+
+    def __call__(self) -> None:
+        # Failed by the serving task itself (its reader): it returns on its own.
+        if self.armed and self.task is not None and self.task is not asyncio.current_task():
+            self.fired = True
+            self.task.cancel()
+
+    def swallow(self) -> bool:
+        """True when the cancellation was this interrupt's alone."""
+        return self.fired and self.task is not None and self.task.uncancel() == 0
 
 
 class _Reader:
@@ -185,10 +231,10 @@ class _Reader:
         self.messaging = messaging
         self.limiter = limiter
 
-    async def run(self, websocket: WebSocket, hub: Hub, conn: Connection) -> None:
+    async def run(self, receive: Receive, hub: Hub, conn: Connection) -> None:
         window: FrameWindow | None = None  # made at the first frame: most clients send none
-        while True:
-            message = await websocket.receive()
+        while conn.close_code is None:  # failed while handling a frame: its owner closes
+            message = await receive()
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("text")
@@ -213,14 +259,6 @@ class _Reader:
 RATE_LIMITED_FRAME = protocol.error(
     "rate_limited", "too many frames: slow down (RATE_LIMIT_WS_FRAME)"
 )
-
-
-def _fail(conn: Connection, failure: BaseException) -> None:
-    """Close with a frame the client can act on; the reason never carries backend text."""
-    if isinstance(failure, Unavailable):
-        conn.fail(CLOSE_TRY_AGAIN, "the event store is unavailable; resume with last_seq")
-    else:
-        conn.fail(CLOSE_INTERNAL, "internal error; resume with last_seq")
 
 
 def _epoch(raw: str | None) -> str | None:
