@@ -10,6 +10,7 @@ Nothing here knows about aiortc.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import av
@@ -33,9 +34,21 @@ class EventSink(Protocol):
         when the channel closed."""
 
 
+@dataclass(frozen=True, slots=True)
+class OpusFrame:
+    """20 ms of the server's voice encoded as Opus, and its s16 mono 48 kHz PCM."""
+
+    packet: av.Packet[Any]
+    pcm: bytes
+
+
 class AudioSource(Protocol):
     async def recv(self) -> av.AudioFrame:
         """The next 20 ms frame, paced in real time (silence when there is nothing to say)."""
+        ...
+
+    async def recv_opus(self) -> OpusFrame:
+        """The same, already encoded (what the peer sends when Opus was negotiated)."""
         ...
 
 

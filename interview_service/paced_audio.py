@@ -1,19 +1,27 @@
-"""Outbound audio: a paced 20 ms source with silence fill, fed s16 mono 48 kHz PCM."""
+"""Outbound audio: a paced 20 ms source with silence fill, fed s16 mono 48 kHz PCM.
+
+It hands out either PCM frames (:meth:`PacedSource.recv`) or Opus packets
+(:meth:`PacedSource.recv_opus`, what the peer sends when Opus was negotiated): speech is
+encoded a batch ahead of its time in a worker thread, silence is one packet.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import fractions
 import io
+import itertools
 import math
 import time
 from collections import deque
+from typing import Any
 
 import av
 import numpy as np
 import structlog
 
-from interview_service.conversation_seam import FRAME_MS, SAMPLE_RATE_OUT
+from interview_service.conversation_seam import FRAME_MS, SAMPLE_RATE_OUT, OpusFrame
+from interview_service.opus_encoder import OpusEncoder, pcm_frame, silence_packet
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +30,12 @@ BYTES_PER_FRAME = SAMPLES_PER_FRAME * 2  # s16 mono
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_OUT)
 MAX_QUEUED_S = 120.0
 FRAME_S = FRAME_MS / 1000
+SILENCE = bytes(BYTES_PER_FRAME)
+# Opus packets are encoded in a worker thread once fewer than ENCODED_AHEAD frames of the
+# queued speech have one, up to ENCODE_BATCH at a time: one thread hop per second of
+# speech instead of one per 20 ms frame.
+ENCODED_AHEAD = 10
+ENCODE_BATCH = 50
 # Every source's frames fall due on one process-wide 20 ms grid, so the sources of all
 # calls wake the event loop once per tick together rather than each at its own moment
 # (a wake-up is most of what pacing costs: ~0.8 % of a core for one source alone, ~0.25 %
@@ -45,6 +59,18 @@ class Segment:
         self.first_sent_at: float | None = None  # time.time() of its first frame
 
 
+class _Queued:
+    """20 ms of queued speech: its PCM, its Opus packet once encoded, its segment."""
+
+    __slots__ = ("packet", "pcm", "segment", "starts_run")
+
+    def __init__(self, pcm: bytes, segment: Segment, starts_run: bool) -> None:
+        self.pcm = pcm
+        self.segment = segment
+        self.starts_run = starts_run
+        self.packet: av.Packet[Any] | None = None
+
+
 class PacedSource:
     """20 ms frames of 48 kHz mono in real time: queued speech, else silence.
 
@@ -53,26 +79,28 @@ class PacedSource:
     """
 
     def __init__(self) -> None:
-        self._chunks: deque[tuple[bytes, Segment]] = deque(
-            maxlen=int(MAX_QUEUED_S * 1000 / FRAME_MS)
-        )
+        self._chunks: deque[_Queued] = deque(maxlen=int(MAX_QUEUED_S * 1000 / FRAME_MS))
         self._pts = 0
         self._start: float | None = None
         self.frames_sent = 0
         self.speech_frames_sent = 0
         self.held = False  # queued speech waits (silence goes out) until released
-        # one silent frame, sent again and again with a new pts: nothing is built per
-        # 20 ms of silence (aiortc encodes a frame before it asks for the next one)
-        self._silence = _frame(bytes(BYTES_PER_FRAME))
+        # one silent frame (and one silent packet), sent again and again with a new pts:
+        # nothing is built per 20 ms of silence
+        self._silence = pcm_frame(SILENCE)
+        self._silence_packet = silence_packet()
+        self._encoder = OpusEncoder()
         self._drained = asyncio.Event()
         self._drained.set()
 
     def enqueue_pcm(self, pcm: bytes) -> Segment:
         """Queue s16 mono 48 kHz PCM; a partial last frame is padded with silence."""
         segment = Segment(-(-len(pcm) // BYTES_PER_FRAME))
+        starts_run = not self._chunks
         for offset in range(0, len(pcm), BYTES_PER_FRAME):
             chunk = pcm[offset : offset + BYTES_PER_FRAME]
-            self._chunks.append((chunk.ljust(BYTES_PER_FRAME, b"\0"), segment))
+            self._chunks.append(_Queued(chunk.ljust(BYTES_PER_FRAME, b"\0"), segment, starts_run))
+            starts_run = False
         if self._chunks:
             self._drained.clear()
         return segment
@@ -105,6 +133,40 @@ class PacedSource:
         await self._drained.wait()
 
     async def recv(self) -> av.AudioFrame:
+        """The next 20 ms as a PCM frame, in real time."""
+        queued, pts = await self._next()
+        frame = self._silence if queued is None else pcm_frame(queued.pcm)
+        frame.pts = pts
+        return frame
+
+    async def recv_opus(self) -> OpusFrame:
+        """The next 20 ms as an Opus packet, in real time (and its PCM, for a recorder)."""
+        await self._encode_ahead()
+        queued, pts = await self._next()
+        if queued is None:
+            packet, pcm = self._silence_packet, SILENCE
+        else:
+            if queued.packet is None:  # speech queued while waiting for its time: just it
+                self._encoder.encode([queued])
+            assert queued.packet is not None
+            packet, pcm = queued.packet, queued.pcm
+        packet.pts = pts
+        packet.time_base = TIME_BASE
+        return OpusFrame(packet, pcm)
+
+    async def _encode_ahead(self) -> None:
+        """Encode the next batch of queued speech in a worker thread, when what is encoded
+        ahead runs short. Encoded frames are always a prefix of the queue."""
+        chunks = self._chunks
+        if not chunks or self.held or chunks[min(len(chunks), ENCODED_AHEAD) - 1].packet:
+            return
+        first = next(i for i, queued in enumerate(chunks) if queued.packet is None)
+        batch = list(itertools.islice(chunks, first, first + ENCODE_BATCH))
+        # a flush meanwhile leaves the batch encoded for nobody: harmless
+        await asyncio.to_thread(self._encoder.encode, batch)
+
+    async def _next(self) -> tuple[_Queued | None, int]:
+        """At the next frame's time: the speech frame due (None: silence), and its pts."""
         if self._start is None:
             self._start = next_tick(time.monotonic())
         due = self._start + self._pts / SAMPLE_RATE_OUT
@@ -113,29 +175,20 @@ class PacedSource:
             await asyncio.sleep(delay)
         elif delay < -0.5:  # fell far behind (a stalled loop): resynchronise, keep pts
             self._start = next_tick(time.monotonic()) - self._pts / SAMPLE_RATE_OUT
+        queued = None
         if self._chunks and not self.held:
-            payload, segment = self._chunks.popleft()
+            queued = self._chunks.popleft()
+            segment = queued.segment
             if segment.first_sent_at is None:
                 segment.first_sent_at = time.time()
             segment.sent += 1
             self.speech_frames_sent += 1
             if not self._chunks:
                 self._drained.set()
-            frame = _frame(payload)
-        else:
-            frame = self._silence
-        frame.pts = self._pts
+        pts = self._pts
         self._pts += SAMPLES_PER_FRAME
         self.frames_sent += 1
-        return frame
-
-
-def _frame(payload: bytes) -> av.AudioFrame:
-    frame = av.AudioFrame(format="s16", layout="mono", samples=SAMPLES_PER_FRAME)
-    frame.planes[0].update(payload)
-    frame.sample_rate = SAMPLE_RATE_OUT
-    frame.time_base = TIME_BASE
-    return frame
+        return queued, pts
 
 
 def to_pcm48k(wav: bytes) -> bytes:

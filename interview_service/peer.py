@@ -27,7 +27,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from backend.core.errors import InvalidInput, UpstreamFailed
 from interview_service.conversation_seam import AudioSource
@@ -36,6 +36,7 @@ from interview_service.sdp_shape import InvalidSdp, check_sdp, is_candidate
 log = structlog.get_logger(__name__)
 
 EVENTS_LABEL = "events"
+OPUS = "audio/opus"
 PENDING_EVENTS = 256  # events queued before the channel opens; the oldest go first
 
 
@@ -129,21 +130,36 @@ def _without_empty_end_of_candidates(sdp: str) -> str:
 
 
 class SourceTrack(MediaStreamTrack):
-    """The server's voice: frames from the conversation's paced source."""
+    """The server's voice: frames from the conversation's paced source.
+
+    Once Opus is the codec negotiated (``opus``), it hands aiortc the source's Opus
+    packets, which aiortc sends as they are; otherwise PCM frames, which aiortc encodes.
+    """
 
     kind = "audio"
 
     def __init__(self, source: AudioSource) -> None:
         super().__init__()
         self._source = source
+        self.opus = False
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet[Any]:
+        if self.opus:
+            return (await self._source.recv_opus()).packet
         return await self._source.recv()
+
+
+def _audio_codecs(sdp: str) -> list[str]:
+    """The codecs of the first audio m-line, lower-case mime types, in the SDP's order."""
+    for media in SessionDescription.parse(sdp).media:
+        if media.kind == "audio":
+            return [codec.mimeType.lower() for codec in media.rtp.codecs]
+    return []
 
 
 def _opus_first(transceiver: Any) -> None:
     codecs = RTCRtpSender.getCapabilities("audio").codecs
-    ranked = sorted(codecs, key=lambda codec: codec.mimeType.lower() != "audio/opus")
+    ranked = sorted(codecs, key=lambda codec: codec.mimeType.lower() != OPUS)
     transceiver.setCodecPreferences(ranked)
 
 
@@ -188,6 +204,8 @@ class Peer:
             self._pc.addTrack(self._track)
             _opus_first(audio[0])
             answer = await self._pc.createAnswer()
+        # aiortc sends the first codec of its answer (once ICE and DTLS are up)
+        self._track.opus = _audio_codecs(answer.sdp)[:1] == [OPUS]
         return await self._describe(answer)
 
     async def offer(self) -> str:
@@ -202,6 +220,9 @@ class Peer:
     async def accept_answer(self, answer_sdp: str) -> None:
         check_sdp(answer_sdp, "answer")
         with _refused_sdp("answer"):
+            # our offer ranks Opus first, and aiortc sends the first of the answer's
+            # codecs in that ranking
+            self._track.opus = OPUS in _audio_codecs(answer_sdp)
             await self._pc.setRemoteDescription(RTCSessionDescription(answer_sdp, "answer"))
         self.awaiting_answer = False
 

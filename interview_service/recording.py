@@ -32,7 +32,8 @@ import av
 import numpy as np
 import structlog
 
-from interview_service.conversation_seam import SAMPLE_RATE_OUT, AudioSource
+from interview_service.conversation_seam import SAMPLE_RATE_OUT, AudioSource, OpusFrame
+from interview_service.opus_encoder import pcm_frame
 
 log = structlog.get_logger(__name__)
 
@@ -276,3 +277,8 @@ class TappedSource:
         frame = await self._source.recv()
         self._tap(frame)
         return frame
+
+    async def recv_opus(self) -> OpusFrame:
+        encoded = await self._source.recv_opus()
+        self._tap(pcm_frame(encoded.pcm))
+        return encoded

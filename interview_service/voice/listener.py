@@ -122,7 +122,9 @@ class Listener:
         async for frame in inbound:
             self.frames_in += 1
             for converted in resampler.resample(frame):
-                samples = converted.to_ndarray().reshape(-1)
+                # a view of the frame's plane (to_ndarray stacks a copy of it)
+                plane = memoryview(converted.planes[0])
+                samples = np.frombuffer(plane, np.float32, converted.samples)
                 pending[filled : filled + len(samples)] = samples
                 filled += len(samples)
             while filled >= VAD_CHUNK:

@@ -1,11 +1,13 @@
-"""The paced outbound source: speech then silence, pts always growing, one shared grid."""
+"""The paced outbound source: speech then silence, pts always growing, one shared grid;
+as PCM frames and as the Opus packets a receiver decodes."""
 
 from __future__ import annotations
 
+import av
 import numpy as np
 
 from interview_service import paced_audio
-from interview_service.paced_audio import FRAME_S, SAMPLES_PER_FRAME, PacedSource, next_tick
+from interview_service.paced_audio import FRAME_S, SAMPLES_PER_FRAME, PacedSource, next_tick, tone
 
 
 async def test_speech_then_silence_with_growing_pts() -> None:
@@ -31,3 +33,73 @@ async def test_sources_share_the_frame_grid() -> None:
         assert now <= tick < now + FRAME_S
         steps = (tick - paced_audio._GRID_EPOCH) / FRAME_S
         assert abs(steps - round(steps)) < 1e-6
+
+
+def _decoder() -> av.AudioCodecContext:
+    codec = av.CodecContext.create("libopus", "r")
+    assert isinstance(codec, av.AudioCodecContext)
+    codec.format, codec.layout, codec.sample_rate = "s16", "mono", 48_000
+    return codec
+
+
+async def _heard(source: PacedSource, frames: int) -> tuple[np.ndarray, list[int]]:
+    """What a receiver decodes of the next ``frames`` packets, and their pts."""
+    decoder, samples, stamps = _decoder(), [], []
+    for _ in range(frames):
+        encoded = await source.recv_opus()
+        stamps.append(encoded.packet.pts)
+        samples += [
+            f.to_ndarray().reshape(-1) for f in decoder.decode(av.Packet(bytes(encoded.packet)))
+        ]
+    return np.concatenate(samples).astype(np.float32) / 32768, stamps
+
+
+def _matches(heard: np.ndarray, said: np.ndarray) -> bool:
+    """Opus gives back the waveform, 312 samples late, to within ~10 dB of noise."""
+    late = heard[312 : 312 + said.size]
+    return float(np.sum((late - said) ** 2)) < 0.2 * float(np.sum(said**2))
+
+
+async def test_opus_packets_decode_to_the_speech_then_silence() -> None:
+    source = PacedSource()
+    speech = tone(0.2)
+    said = np.frombuffer(speech, dtype="<i2").astype(np.float32) / 32768
+    source.enqueue_pcm(speech)
+    heard, stamps = await _heard(source, 25)
+    assert stamps == [i * SAMPLES_PER_FRAME for i in range(25)]
+    assert _matches(heard, said)
+    assert not np.abs(heard[12 * SAMPLES_PER_FRAME :]).any()  # silence is silent
+    assert source.speech_frames_sent == 10
+    assert not source.speaking
+
+
+async def test_a_flush_silences_the_next_packet_and_the_next_line_decodes() -> None:
+    source = PacedSource()
+    cut = source.enqueue_pcm(tone(0.4, hz=300))
+    decoder = _decoder()
+    for _ in range(5):
+        decoder.decode(av.Packet(bytes((await source.recv_opus()).packet)))
+    assert source.flush() == 15
+    after = (await source.recv_opus()).packet
+    assert bytes(after) == bytes((await source.recv_opus()).packet)  # the one silent packet
+    assert (cut.sent, cut.frames) == (5, 20)  # what was played, for "cut to what was heard"
+    speech = tone(0.2, hz=500)
+    source.enqueue_pcm(speech)
+    heard, _ = await _heard(source, 12)
+    assert _matches(heard, np.frombuffer(speech, dtype="<i2").astype(np.float32) / 32768)
+
+
+async def test_held_speech_waits_as_silence_and_goes_on_where_it_stopped() -> None:
+    source = PacedSource()
+    line = source.enqueue_pcm(tone(0.2))
+    for _ in range(3):
+        await source.recv_opus()
+    source.hold()
+    silent = {bytes((await source.recv_opus()).packet) for _ in range(4)}
+    assert len(silent) == 1
+    assert line.sent == 3
+    source.release()
+    for _ in range(7):
+        await source.recv_opus()
+    assert line.sent == 10
+    assert not source.speaking

@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import av
 import httpx
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -35,6 +37,7 @@ class RtcClient:
         *,
         relay_only: bool = False,
         speak_s: float = 3.0,
+        only_codec: str | None = None,
     ) -> None:
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
@@ -46,10 +49,19 @@ class RtcClient:
         if speak_s > 0:
             self.microphone.enqueue_pcm(tone(speak_s, hz=330.0, level=0.3))
         self.pc.addTrack(SourceTrack(self.microphone))
+        if only_codec is not None:  # a peer that offers just this codec (e.g. "audio/PCMU")
+            [transceiver] = self.pc.getTransceivers()
+            codecs = RTCRtpSender.getCapabilities("audio").codecs
+            transceiver.setCodecPreferences(
+                [codec for codec in codecs if codec.mimeType.lower() == only_codec.lower()]
+            )
         self.channel = self.pc.createDataChannel("events")
         self.events: list[dict[str, Any]] = []
         self.frames_heard = 0
         self.loud_frames_heard = 0
+        # frames that are not 20 ms long: packets decoded with a codec they were not
+        # encoded with (Opus bytes read as PCMU come out as a few samples of noise)
+        self.misshapen_frames_heard = 0
         self.onsets: list[float] = []  # wall clock of each quiet->loud change heard
         self.last_loud_at = 0.0  # wall clock of the last loud frame heard
         self.connected = asyncio.Event()
@@ -76,8 +88,11 @@ class RtcClient:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(frame, av.AudioFrame)
             self.frames_heard += 1
-            loud = rms(frame) > 0.01  # type: ignore[arg-type]
+            if frame.samples * 50 != frame.sample_rate:
+                self.misshapen_frames_heard += 1
+            loud = rms(frame) > 0.01
             if loud:
                 if not was_loud:
                     self.onsets.append(time.time())

@@ -69,10 +69,14 @@ async def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
+# Opus: the server sends its own packets, encoded ahead; a peer that offers only PCMU
+# gets PCM frames that aiortc encodes
+@pytest.mark.parametrize("only_codec", [None, "audio/PCMU"], ids=["opus", "pcmu-only"])
 async def test_relay_only_call_carries_audio_both_ways(
     coturn: Coturn,
     start_app: Callable[[Settings], Any],
     make_settings: Callable[..., Settings],
+    only_codec: str | None,
 ) -> None:
     app = await start_app(
         make_settings(
@@ -88,14 +92,18 @@ async def test_relay_only_call_carries_audio_both_ways(
     ).json()
     interview = started["session_id"]
     ice = (await http.get(f"/api/interview/{interview}/ice-servers")).json()["ice_servers"]
-    client = RtcClient(ice, relay_only=True, speak_s=4.0)
+    client = RtcClient(ice, relay_only=True, speak_s=4.0, only_codec=only_codec)
     try:
         answer = await client.call(http, interview)
+        audio = next(line for line in answer.splitlines() if line.startswith("m=audio"))
+        codec = "opus/48000/2" if only_codec is None else "PCMU/8000"
+        assert f"a=rtpmap:{audio.split()[3]} {codec}" in answer
         assert " typ relay " in answer
         assert " typ host " not in answer  # relay-only: the server offers nothing else
         await asyncio.wait_for(client.connected.wait(), 15)
         # the greeting is spoken (espeak-ng) and heard; the candidate's tone is received
         assert await _wait(lambda: client.loud_frames_heard >= 50, 15), client.loud_frames_heard
+        assert client.misshapen_frames_heard == 0  # decoded as the codec it was sent in
         status: dict[str, Any] = {}
 
         async def server_heard_us() -> bool:
