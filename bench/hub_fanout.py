@@ -270,10 +270,12 @@ async def _publish(
     counts = [0 for _ in steps]
     cpu: list[dict[str, float]] = []
     for index, (rate, seconds) in enumerate(steps):
-        before = _cpu_of(pids)
+        before, began = _cpu_of(pids), time.monotonic()
         counts[index] = await _publish_step(target, sessions, index, rate, seconds, warmup)
         after = _cpu_of(pids)
+        # The step lasts until its last reply came: longer than planned when the server lags.
         cpu.append({role: after[role] - before[role] for role in after})
+        cpu[-1]["wall"] = time.monotonic() - began
     return counts, cpu
 
 
@@ -602,8 +604,9 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 ),
                 # Each role's CPU over the step, in % of one core: who ran out first.
                 **{
-                    f"{role}_cpu_pct": 100 * used / (seconds + args.warmup)
+                    f"{role}_cpu_pct": 100 * used / busy[step]["wall"]
                     for role, used in busy[step].items()
+                    if role != "wall"
                 },
                 **gc_figures,
             }
