@@ -81,6 +81,10 @@ async def _app(bus: str, limits: bool) -> AsyncIterator[tuple[Any, Any]]:
 
     overrides: dict[str, Any] = {"environment": "test", "log_level": "WARNING"}
     overrides["rate_limits_enabled"] = limits
+    if limits:  # counted as in production, but above what one process publishes here
+        overrides.update(
+            rate_limit_event_publish="5000/second", rate_limit_event_publish_per_ip="5000/second"
+        )
     prefix = f"bench:{secrets.token_hex(4)}:"
     if bus == "redis":
         overrides.update(redis_url=REDIS_URL, redis_prefix=prefix)
