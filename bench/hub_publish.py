@@ -12,6 +12,8 @@ rounds so the machine's other load touches each alike, and the best round is pri
 with the spread. Stages:
 
 - ``request``: the whole request (middleware, routing, auth, validation, the bus, the 202),
+- ``request, 8 at once``: eight such requests at a time (figures per publish), as agents
+  publishing side by side do: what their publishes can share (one Redis pipeline),
 - ``request+limits``: the same with rate limits on (each publish counted per principal
   and per IP),
 - ``request+listener``: the room followed by this process, each publish waited for until
@@ -147,8 +149,12 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
                 )
                 await state.hub.publish(room, fields)
 
+            async def request_8(i: int) -> None:  # one call: 8 publishes at once, as agents do
+                await asyncio.gather(*(request(8 * i + j) for j in range(8)))
+
             stages: dict[str, Stage] = {
                 "request": request,
+                "request, 8 at once": request_8,
                 "request+limits": _request_stage(limited, room),
                 "request+listener": request_listened,
                 "hub.publish": hub_publish,
@@ -161,10 +167,11 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
 
                 stages["redis PING"] = ping
             for stage in stages.values():  # warm: imports, caches, pooled connections
-                await _timed(stage, 50)
+                await _timed(stage, 100)
             for _ in range(args.rounds):
                 for name, stage in stages.items():
-                    results.setdefault(name, []).append(await _timed(stage, args.count))
+                    calls = args.count // 8 if name.endswith("8 at once") else args.count
+                    results.setdefault(name, []).append(await _timed(stage, calls))
             if args.profile:
                 await _profile(request, args)
     return results
@@ -198,7 +205,9 @@ def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         f"best of {args.rounds} (spread), load average {os.getloadavg()[0]:.1f}"
     )
     for name, figures in results.items():
-        print(f"  {name:<18}{min(figures):>8.1f}   ({min(figures):.1f}-{max(figures):.1f})")
+        per = 8 if name.endswith("8 at once") else 1  # per publish
+        low, high = min(figures) / per, max(figures) / per
+        print(f"  {name:<20}{low:>8.1f}   ({low:.1f}-{high:.1f})")
 
 
 def main(argv: list[str] | None = None) -> None:
