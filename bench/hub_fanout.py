@@ -166,26 +166,26 @@ def _event_of(kind: str, raw: str | bytes) -> dict[str, Any] | None:
 
 
 async def _read(
-    kind: str, ws: ClientConnection, lat: dict[int, list[float]], count: list[int], stop: Any
+    kind: str, ws: ClientConnection, lat: dict[int, list[float]], count: list[int]
 ) -> None:
-    while not stop.is_set():
-        try:
-            raw = await asyncio.wait_for(ws.recv(), 0.5)
-        except TimeoutError:
-            continue
-        except Exception:
-            return
-        if kind == "sio" and raw == "2":
-            await ws.send("3")
-            continue
-        event = _event_of(kind, raw)
-        if event is not None:
-            step = int(event["data"].get("s", 0))
-            while len(count) <= step:
-                count.append(0)
-            count[step] += 1
-            if not event["data"].get("w"):  # warm-up events count, but not for latency
-                lat.setdefault(step, []).append(time.time() - float(event["data"]["t"]))
+    """Count and time every event until the socket closes (or the run cancels this).
+
+    No timeout per ``recv``: ``wait_for`` made a task per message, and the subscribers'
+    own CPU per delivery then approached the raw server's, which made them, not the
+    server, what a saturation run found."""
+    with contextlib.suppress(ConnectionClosed):
+        async for raw in ws:
+            if kind == "sio" and raw == "2":
+                await ws.send("3")
+                continue
+            event = _event_of(kind, raw)
+            if event is not None:
+                step = int(event["data"].get("s", 0))
+                while len(count) <= step:
+                    count.append(0)
+                count[step] += 1
+                if not event["data"].get("w"):  # warm-up events count, but not for latency
+                    lat.setdefault(step, []).append(time.time() - float(event["data"]["t"]))
 
 
 def _worker(
@@ -241,7 +241,12 @@ def _worker(
             alive = sum(ws.close_code is None for ws in sockets)
             results.put(({}, [alive], gc_probe.pauses()))
         else:
-            await asyncio.gather(*(_read(kind, ws, lat, count, stop) for ws in sockets))
+            readers = [asyncio.create_task(_read(kind, ws, lat, count)) for ws in sockets]
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
             results.put((lat, count, gc_probe.pauses()))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
@@ -257,17 +262,28 @@ async def _publish(
     sessions: list[str],
     steps: list[tuple[float, float]],
     warmup: float,
-    pid: int | None = None,
-) -> tuple[list[int], list[float]]:
+    pids: dict[str, list[int]] | None = None,
+) -> tuple[list[int], list[dict[str, float]]]:
     """Publish at each step's rate for its seconds (the first ``warmup`` of each left out
-    of latency); the sent count of each step, and the server's CPU seconds in each."""
+    of latency); the sent count of each step, and the CPU seconds each role's processes
+    (``pids``: the server, the subscribers; and this process, the publisher) used in it."""
     counts = [0 for _ in steps]
-    cpu = [0.0 for _ in steps]
+    cpu: list[dict[str, float]] = []
     for index, (rate, seconds) in enumerate(steps):
-        before = _cpu_s(pid) if pid else 0.0
+        before, began = _cpu_of(pids), time.monotonic()
         counts[index] = await _publish_step(target, sessions, index, rate, seconds, warmup)
-        cpu[index] = _cpu_s(pid) - before if pid else 0.0
+        after = _cpu_of(pids)
+        # The step lasts until its last reply came: longer than planned when the server lags.
+        cpu.append({role: after[role] - before[role] for role in after})
+        cpu[-1]["wall"] = time.monotonic() - began
     return counts, cpu
+
+
+def _cpu_of(pids: dict[str, list[int]] | None) -> dict[str, float]:
+    """CPU seconds used so far by each role's processes, and by this one (the publisher)."""
+    used = {role: sum(_cpu_s(pid) for pid in group) for role, group in (pids or {}).items()}
+    used["publisher"] = time.process_time()
+    return used
 
 
 async def _publish_step(
@@ -541,13 +557,15 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         spy = _profile(target, server.pid, args) if args.profile else None
         window_start = time.monotonic()
         workers.go.set()
-        sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, server.pid))
+        pids = {"server": [server.pid], "subscribers": [p.pid for p in workers.processes]}
+        sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, pids))
+        busy = [dict(used) for used in cpu]  # while publishing, before the drain
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
             spy.wait(timeout=60)
         published_cpu = _cpu_s(server.pid)
         time.sleep(args.drain)  # let the last events land
-        cpu[-1] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
+        cpu[-1]["server"] += _cpu_s(server.pid) - published_cpu  # what the drain delivered
         window_end = time.monotonic()
         server_pauses = _server_pauses(server, gc_out) if gc_out else []
         young = _young_objects(gc_out) if gc_out else {}
@@ -580,8 +598,16 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "rss_per_conn_kib": (rss_idle - rss_before) / max(1, connected),
                 # The server's CPU for each delivery while this step published: what a
                 # delivery costs, whatever else the machine was doing.
-                "server_cpu_s": cpu[step],
-                "cpu_us_per_delivery": 1e6 * cpu[step] / delivered if delivered else float("nan"),
+                "server_cpu_s": cpu[step]["server"],
+                "cpu_us_per_delivery": (
+                    1e6 * cpu[step]["server"] / delivered if delivered else float("nan")
+                ),
+                # Each role's CPU over the step, in % of one core: who ran out first.
+                **{
+                    f"{role}_cpu_pct": 100 * used / busy[step]["wall"]
+                    for role, used in busy[step].items()
+                    if role != "wall"
+                },
                 **gc_figures,
             }
         )
@@ -717,7 +743,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     with _server(target, gc_out=gc_out) as server:
         if target.kind == "hub":
             events = len(sessions) * args.storm_missed
-            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0, None))
+            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0))
             heads = _session_heads(target.port, sessions)
         else:
             heads = dict.fromkeys(sessions, (args.storm_missed, None))
@@ -825,7 +851,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}"
+        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}  {'CPU % server/subs/pub':>21}"
     )
     print(header)
     print("-" * len(header))
@@ -834,7 +860,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{row['target']:<17}{row['connections']:>7}{row['rate']:>7g}"
             f"{row['delivered_per_s']:>13.0f}{row['expected'] - row['delivered']:>7}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['rss_per_conn_kib']:>10.1f}"
-            f"{row['cpu_us_per_delivery']:>11.1f}"
+            f"{row['cpu_us_per_delivery']:>11.1f}  {_cpu_pcts(row):>21}"
         )
     by = {row["target"]: row for row in rows if row["rate"] == args.steps[0][0]}
     print()
@@ -850,6 +876,13 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         _report_gc([row for row in rows if row["rate"] == args.steps[-1][0]])
     if len(args.steps) > 1:
         _report_saturation(rows)
+
+
+def _cpu_pcts(row: dict[str, Any]) -> str:
+    """The server's, the subscriber processes' (all of them) and the publisher's CPU over
+    the step, in % of one core: a role near 100 % per process is what held the rate."""
+    roles = ("server", "subscribers", "publisher")
+    return "/".join(f"{row.get(f'{role}_cpu_pct', float('nan')):.0f}" for role in roles)
 
 
 def _report_gc(rows: list[dict[str, Any]]) -> None:

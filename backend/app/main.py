@@ -68,10 +68,10 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.add_exception_handler(interview.OwnerAnswered, interview.owner_answered)
+    app.include_router(sessions.router)  # first: agents' publishes are the most calls
     app.include_router(health.router)
     app.include_router(api_docs.router)
     app.include_router(me.router)
-    app.include_router(sessions.router)
     # /ws is not a route: ServiceApp hands it to routers.ws before the HTTP stack.
     app.include_router(gateway.router)
     app.include_router(interview.router)

@@ -37,6 +37,7 @@ from backend.core.storage.redis_pool import idempotent
 from backend.hub.bus import BusUnavailable, History, Published, Sink, node_of
 from backend.hub.hub_metrics import HubMetrics
 from backend.hub.protocol import dumps
+from backend.hub.redis_batch import ScriptBatches
 from backend.hub.redis_listener import Listener, ListenerDown
 
 log = structlog.get_logger(__name__)
@@ -84,7 +85,7 @@ class RedisBus:
         self._history_size = history_size
         self._ttl_s = ttl_s
         self._metrics = metrics
-        self._script = client.register_script(PUBLISH)
+        self._publishes = ScriptBatches(client, PUBLISH)  # pipelined when they come together
         self._sink: Sink | None = None
         self._followed: set[str] = set()
         self._last: dict[str, tuple[str, int]] = {}
@@ -155,7 +156,7 @@ class RedisBus:
             f"{now:.6f}",
         ]
         try:
-            seq, epoch = await self._script(keys=keys, args=args)
+            seq, epoch = await self._publishes.call(keys, args)
         except (RedisError, OSError) as exc:
             raise _wrap(exc) from exc
         seq = int(seq)

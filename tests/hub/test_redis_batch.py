@@ -1,0 +1,92 @@
+"""Publishes that come together go to Redis in one pipeline and keep every guarantee:
+the order they were made in, each event once, a 503 (never a hang) when Redis is gone.
+
+The bus is used publish-only here, as ``pipeline_agent`` uses it: no start, no listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from backend.core.storage.redis_pool import open_pool
+from backend.hub.bus import BusUnavailable
+from backend.hub.hub_metrics import HubMetrics
+from backend.hub.redis_bus import RedisBus
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def bus(private_redis: RedisServer) -> AsyncIterator[RedisBus]:
+    client = open_pool(private_redis.url, max_connections=16)
+    yield RedisBus(
+        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
+    )
+    await client.aclose()
+
+
+def _event(i: int) -> dict[str, Any]:
+    return {"agent": f"agent{i % 3}", "status": "running", "message": str(i), "ts": "t"}
+
+
+async def _messages(bus: RedisBus, session: str) -> list[str]:
+    history = await bus.history(session, 0)
+    return [json.loads(event.text)["message"] for event in history.events]
+
+
+async def test_publishes_made_at_once_keep_their_order_and_each_runs_once(bus: RedisBus) -> None:
+    published = await asyncio.gather(*(bus.publish("s1", _event(i)) for i in range(300)))
+    assert [event.seq for event in published] == list(range(1, 301))
+    assert [json.loads(event.text)["message"] for event in published] == [
+        str(i) for i in range(300)
+    ]
+    assert await _messages(bus, "s1") == [str(i) for i in range(300)]
+    # Sessions published to side by side each keep their own numbering.
+    both = await asyncio.gather(*(bus.publish(f"s{2 + i % 2}", _event(i)) for i in range(10)))
+    assert [(event.session_id, event.seq) for event in both] == [
+        (f"s{2 + i % 2}", 1 + i // 2) for i in range(10)
+    ]
+
+
+async def test_a_batch_survives_redis_forgetting_the_script(
+    bus: RedisBus, private_redis: RedisServer
+) -> None:
+    await bus.publish("s1", _event(0))
+    private_redis.command("SCRIPT", "FLUSH")  # as a restart without persistence does
+    published = await asyncio.gather(*(bus.publish("s1", _event(i)) for i in range(1, 6)))
+    assert [event.seq for event in published] == [2, 3, 4, 5, 6]
+    assert await _messages(bus, "s1") == [str(i) for i in range(6)]  # none ran twice
+
+
+async def test_every_publish_of_a_batch_fails_when_redis_is_gone_and_works_again_after(
+    bus: RedisBus, private_redis: RedisServer
+) -> None:
+    await bus.publish("s1", _event(0))
+    private_redis.stop()
+    failed = await asyncio.gather(
+        *(bus.publish("s1", _event(i)) for i in range(1, 6)), return_exceptions=True
+    )
+    assert all(isinstance(result, BusUnavailable) for result in failed), failed
+    private_redis.start()
+    published = await asyncio.gather(*(bus.publish("s1", _event(i)) for i in range(6, 9)))
+    assert [event.seq for event in published] == [2, 3, 4]
+    assert await _messages(bus, "s1") == ["0", "6", "7", "8"]
+
+
+async def test_a_publish_cancelled_before_it_was_sent_never_runs(bus: RedisBus) -> None:
+    first = asyncio.create_task(bus.publish("s1", _event(0)))
+    await asyncio.sleep(0)  # it is on its way to Redis
+    queued = [asyncio.create_task(bus.publish("s1", _event(i))) for i in range(1, 4)]
+    await asyncio.sleep(0)  # they wait behind it
+    queued[1].cancel()
+    await asyncio.gather(first, *queued, return_exceptions=True)
+    assert queued[1].cancelled()
+    assert [task.result().seq for task in (first, queued[0], queued[2])] == [1, 2, 3]
+    assert await _messages(bus, "s1") == ["0", "1", "3"]
