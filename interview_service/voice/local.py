@@ -157,9 +157,20 @@ class WhisperStt:
         came back as "In my previous role I owned.", "I think it was the" as "...was
         her."), and the guess must not make the answer read finished. What tells the
         guess is the full stop, not the word: whisper gave those stops 0.44 and 0.67,
-        the stops of finished answers 0.78 to 0.97, while last words of finished
-        answers are often doubted (a misheard term: "get her actions." at 0.13).
+        most finished answers' stops 0.8 to 0.98, while their last words are often
+        doubted (a misheard term: "get her actions." at 0.13). ``bench/sentence_ends.py``
+        measures both.
         """
+        text, words = self.words(audio, language, prompt)
+        if text and sentence_end_probability(words) < self.sentence_end_min:
+            return Words(text)
+        return text
+
+    def words(
+        self, audio: np.ndarray, language: str, prompt: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """The transcript, and its words with whisper's probability of each (the closing
+        stop is a word of its own)."""
         segments, _ = self._model.transcribe(
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
@@ -179,10 +190,7 @@ class WhisperStt:
         )
         heard = list(segments)
         text = " ".join(segment.text.strip() for segment in heard).strip()
-        words = [word for segment in heard for word in segment.words or ()]
-        if text and sentence_end_probability(words) < self.sentence_end_min:
-            return Words(text)
-        return text
+        return text, [word for segment in heard for word in segment.words or ()]
 
 
 def sentence_end_probability(words: Sequence[Any]) -> float:
