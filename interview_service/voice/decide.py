@@ -237,8 +237,8 @@ class SmartTurnJudge:
         if not words or reads_unfinished(words):
             return Verdict(False, s.max_s, probability, self.name, took)
         # The words read finished: prepare the reply (thrown away if the candidate goes
-        # on); the model says how soon it may play, unless STT was unsure of the last word
-        # (a dropped "the" reads finished): then it waits like an unsure model.
+        # on); the model says how soon it may play, unless STT was unsure the sentence
+        # ends there (a dropped "the" reads finished): then it waits like an unsure model.
         if probability >= self.threshold and not unsure_end(words):
             return Verdict(True, s.confident_s, probability, self.name, took, prepare=True)
         return Verdict(False, s.unsure_s, probability, self.name, took, prepare=True)

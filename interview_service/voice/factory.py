@@ -73,7 +73,11 @@ def build_stack(settings: VoiceSettings, histogram: Histogram | None = None) -> 
     if settings.provider("stt") == "openai" and client is not None:
         stt = OpenAiStt(client, settings.openai_stt_model)
     else:
-        stt = WhisperStt(settings.stt_local_model, cache)
+        stt = WhisperStt(
+            settings.stt_local_model,
+            cache,
+            sentence_end_min=settings.stt_local_sentence_end_min,
+        )
 
     tts: TextToSpeech
     if settings.provider("tts") == "openai" and client is not None:

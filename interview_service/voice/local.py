@@ -15,6 +15,7 @@ import re
 import shutil
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -28,8 +29,10 @@ log = structlog.get_logger(__name__)
 
 BUNDLED_BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 VAD_CONTEXT = 64
-# A transcript's last word under this probability is a guess (see WhisperStt.run).
-UNSURE_LAST_WORD = 0.5
+# Whisper's probability for the full stop after a transcript's last word, under which
+# the transcript's end is a guess (see WhisperStt.run and docs/benchmarks.md).
+SENTENCE_END_MIN = 0.8
+SENTENCE_ENDS = frozenset({".", "?", "!"})
 
 
 class ModelError(RuntimeError):
@@ -124,12 +127,14 @@ class WhisperStt:
         cache_dir: Path,
         *,
         threads: int = 2,
+        sentence_end_min: float = SENTENCE_END_MIN,
     ) -> None:
         from faster_whisper import WhisperModel
 
         source = model or str(bundled_whisper_base(cache_dir))
         self._model = WhisperModel(source, device="cpu", compute_type="int8", cpu_threads=threads)
         self._lock = asyncio.Lock()
+        self.sentence_end_min = sentence_end_min  # 0: never unsure
 
     async def transcribe(
         self, audio: np.ndarray, *, language: str, prompt: str | None = None
@@ -147,11 +152,25 @@ class WhisperStt:
     def run(self, audio: np.ndarray, language: str, prompt: str | None = None) -> str:
         """One transcription, in the calling thread (benchmarks call it directly).
 
-        ``Words`` when the last word's probability is under ``UNSURE_LAST_WORD``: at a
-        thinking pause whisper guesses a fragment's trailing word ("I owned the" came
-        back as "In my previous role alone.", its last word at p 0.25), and the guess
-        must not make the answer read finished.
+        ``Words`` when whisper is unsure the sentence ends where the transcript does: at
+        a thinking pause it drops or guesses a fragment's trailing word ("I owned the"
+        came back as "In my previous role I owned.", "I think it was the" as "...was
+        her."), and the guess must not make the answer read finished. What tells the
+        guess is the full stop, not the word: whisper gave those stops 0.44 and 0.67,
+        most finished answers' stops 0.8 to 0.98, while their last words are often
+        doubted (a misheard term: "get her actions." at 0.13). ``bench/sentence_ends.py``
+        measures both.
         """
+        text, words = self.words(audio, language, prompt)
+        if text and sentence_end_probability(words) < self.sentence_end_min:
+            return Words(text)
+        return text
+
+    def words(
+        self, audio: np.ndarray, language: str, prompt: str | None = None
+    ) -> tuple[str, list[Any]]:
+        """The transcript, and its words with whisper's probability of each (the closing
+        stop is a word of its own)."""
         segments, _ = self._model.transcribe(
             audio.astype(np.float32),
             language=language.split("-")[0] or None,
@@ -164,16 +183,22 @@ class WhisperStt:
             condition_on_previous_text=False,
             without_timestamps=True,
             word_timestamps=True,  # each word's probability
+            append_punctuations="",  # ... and the closing full stop's, as a word of its own
             # the vocabulary and the answer so far, as the text before this audio (for
             # one window of audio, ``hotwords`` would give Whisper the same tokens)
             initial_prompt=prompt or None,
         )
         heard = list(segments)
         text = " ".join(segment.text.strip() for segment in heard).strip()
-        words = [word for segment in heard for word in segment.words or ()]
-        if words and words[-1].probability < UNSURE_LAST_WORD:
-            return Words(text)
-        return text
+        return text, [word for segment in heard for word in segment.words or ()]
+
+
+def sentence_end_probability(words: Sequence[Any]) -> float:
+    """Whisper's probability for the stop that closes the transcript (faster-whisper's
+    words with ``append_punctuations=""``); 0 when it ends without one."""
+    if not words or words[-1].word.strip() not in SENTENCE_ENDS:
+        return 0.0
+    return float(words[-1].probability)
 
 
 FOLLOW_UPS = (

@@ -49,6 +49,9 @@ class VoiceSettings(CoreSettings):
     llm_provider: Literal["auto", "openai", "local"] = "auto"
     tts_provider: Literal["auto", "openai", "local"] = "auto"
     stt_local_model: str | None = None  # a faster-whisper model directory or size name
+    # Under this probability of the closing full stop, local STT marks the transcript's
+    # end as a guess, and the decide stage does not call it finished on the model's say
+    stt_local_sentence_end_min: float = Field(default=0.8, ge=0, le=1)
     model_cache_dir: str = "~/.cache/pipeline-backend"
 
     @model_validator(mode="after")

@@ -24,10 +24,12 @@ import pytest
 from interview_service.conversation_seam import InterviewPlan
 from interview_service.espeak import EspeakVoice
 from interview_service.voice.conversation import VoiceConversation
-from interview_service.voice.decide import Silences, SmartTurnJudge
+from interview_service.voice.decide import Silences, SmartTurnJudge, reads_unfinished
 from interview_service.voice.local import SileroVad, WhisperStt
+from interview_service.voice.providers import unsure_end
 from interview_service.voice.smart_turn import SmartTurn
 from interview_service.voice.stack import VoiceStack
+from tests.support.stt_wer_set import to_16k
 from tests.support.voice_fakes import FixedInterviewer, FixedTts
 from tests.support.voice_line import Line
 from tests.support.voice_sets import (
@@ -36,6 +38,7 @@ from tests.support.voice_sets import (
     backchannels,
     silence,
     thinking_pause_parts,
+    trimmed,
 )
 
 pytestmark = pytest.mark.slow
@@ -149,3 +152,28 @@ async def test_backchannels_do_not_interrupt_but_a_real_interruption_does(
     await line.until(lambda: line.of_type("barge_in"), 10, "the real interruption")
     cut = next(i for i in line.lines("interviewer") if i["interrupted"])
     assert len(cut["text"].split()) < len(LONG_REPLY.split())
+
+
+async def test_whisper_marks_a_fragment_that_reads_finished_and_trusts_a_finished_answer(
+    models: tuple[WhisperStt, SmartTurnJudge],
+) -> None:
+    # What the listener hands STT at a thinking pause: the words so far, the preroll's
+    # silence before them and the 0.16 s pause after. Whisper hears some fragments as
+    # finished sentences ("I think it was the" as "I think it was her."): those must come
+    # back unsure, while most of the same answers said to the end must not (each unsure
+    # one waits the unsure silence: more than half, and the median reply is slow). The
+    # stops of finished answers reach down to 0.72, so a few of them wait.
+    whisper, _ = models
+    voice = EspeakVoice()
+
+    async def heard(text: str) -> str:
+        pcm = silence(0.32) + trimmed(await voice.synthesize(text)) + silence(0.2)
+        return await whisper.transcribe(to_16k(pcm), language="en")
+
+    fragments = [await heard(before) for before, _, _ in THINKING_PAUSES]
+    reading_finished = [text for text in fragments if not reads_unfinished(text)]
+    assert reading_finished, fragments  # whisper does guess: the check is not vacuous
+    assert all(unsure_end(text) for text in reading_finished), reading_finished
+    answers = [await heard(f"{before} {after}") for before, _, after in THINKING_PAUSES]
+    trusted = [text for text in answers if not unsure_end(text)]
+    assert len(trusted) > len(answers) // 2, answers

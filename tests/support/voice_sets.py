@@ -44,7 +44,7 @@ def silence(seconds: float) -> bytes:
     return bytes(int(48_000 * seconds) * 2)
 
 
-def _trimmed(pcm: bytes) -> bytes:
+def trimmed(pcm: bytes) -> bytes:
     """Without espeak-ng's own leading and trailing silence (20 ms frames under -40 dBFS)."""
     samples = np.frombuffer(pcm, dtype="<i2")
     frames = samples[: len(samples) // 960 * 960].reshape(-1, 960).astype(np.float32) / 32768
@@ -63,9 +63,9 @@ async def thinking_pause_parts(voice: EspeakVoice) -> list[tuple[bytes, float]]:
     """Each answer, and when (seconds into it) the words after the pause begin."""
     parts = []
     for before, pause, after in THINKING_PAUSES:
-        first = _trimmed(await voice.synthesize(before)) + silence(pause)
+        first = trimmed(await voice.synthesize(before)) + silence(pause)
         parts.append(
-            (first + _trimmed(await voice.synthesize(after)) + silence(0.3), len(first) / 96_000)
+            (first + trimmed(await voice.synthesize(after)) + silence(0.3), len(first) / 96_000)
         )
     return parts
 
