@@ -81,8 +81,10 @@ PAGE_STATE = """JSON.stringify({
 
 
 async def _page(browser: Chromium) -> dict[str, Any] | None:
+    """The page's state, or None until its script has run (``window.interviewDemo``)."""
     raw = await browser.evaluate(PAGE_STATE)
-    return None if raw is None else json.loads(raw)
+    page: dict[str, Any] | None = None if raw is None else json.loads(raw)
+    return page if page is not None and "demo" in page else None
 
 
 async def _until(
