@@ -12,7 +12,7 @@ import time
 
 import av
 
-from interview_service.paced_audio import DTX_HANGOVER_FRAMES, PacedSource, tone
+from interview_service.paced_audio import PacedSource, tone
 from interview_service.peer import Peer, PeerOptions
 from interview_service.turn_credentials import turn_credentials
 from tests.support.coturn import Coturn
@@ -31,17 +31,12 @@ class _Ears:
 
 
 async def _line(client: RtcClient, source: PacedSource, seconds: float) -> int:
-    """Say a tone of ``seconds`` and let it finish: how many loud frames the caller heard."""
-    loud = client.loud_frames_heard
-    source.enqueue_pcm(tone(seconds, hz=400.0, level=0.3))
-    await source.drained()
-    # the hangover's silent packets push the last of it through the caller's jitter buffer
-    await until(
-        lambda: source.packets_sent >= source.speech_frames_sent + DTX_HANGOVER_FRAMES,
-        5,
-        "the hangover",
-    )
-    await asyncio.sleep(0.1)
+    """Say a tone of ``seconds``: how many loud frames the caller heard of it."""
+    loud, heard = client.loud_frames_heard, client.frames_heard
+    segment = source.enqueue_pcm(tone(seconds, hz=400.0, level=0.3))
+    # its frames, the first silent one after (Opus's delay spills into it), and the four
+    # packets aiortc's jitter buffer holds back (the hangover's silence pushes them out)
+    await until(lambda: client.frames_heard >= heard + segment.frames + 1 + 4, 5, "the line")
     return client.loud_frames_heard - loud
 
 
@@ -71,8 +66,8 @@ async def test_silence_is_not_sent_and_speech_after_it_is_heard_whole(coturn: Co
         assert source.packets_sent - packets < silent_frames / 10
         assert client.frames_heard - heard < silent_frames / 10
 
-        # the first line after the silence is heard whole, and as loud as the first
-        assert await _line(client, source, 0.5) == first
+        # the first line after the silence is heard whole
+        assert await _line(client, source, 0.5) >= 25
         assert client.misshapen_frames_heard == 0
     finally:
         await client.close()
