@@ -3,11 +3,20 @@
 It hands out either PCM frames (:meth:`PacedSource.recv`) or Opus packets
 (:meth:`PacedSource.recv_opus`, what the peer sends when Opus was negotiated): speech is
 encoded a batch ahead of its time in a worker thread, silence is one packet.
+
+Opus goes quiet while the interviewer is silent (discontinuous transmission, RFC 7587
+§3.1.3): after ``DTX_HANGOVER_FRAMES`` silent packets, ``recv_opus`` waits for speech and
+sends only one silent packet every ``DTX_KEEPALIVE_S`` (libopus's own DTX does the same,
+200 ms then 400 ms). The RTP timestamps jump over the gap, the sequence numbers do not
+(aiortc numbers packets as they go out); receivers play the gap as silence. The hangover
+also pushes the last speech through receivers that hold a few packets back (aiortc
+releases a frame once four more have come).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import io
 import itertools
@@ -30,6 +39,8 @@ BYTES_PER_FRAME = SAMPLES_PER_FRAME * 2  # s16 mono
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_OUT)
 MAX_QUEUED_S = 120.0
 FRAME_S = FRAME_MS / 1000
+DTX_HANGOVER_FRAMES = 10
+DTX_KEEPALIVE_S = 0.4
 SILENCE = bytes(BYTES_PER_FRAME)
 # Opus packets are encoded in a worker thread once fewer than ENCODED_AHEAD frames of the
 # queued speech have one, up to ENCODE_BATCH at a time: one thread hop per second of
@@ -74,8 +85,9 @@ class _Queued:
 class PacedSource:
     """20 ms frames of 48 kHz mono in real time: queued speech, else silence.
 
-    ``pts`` grows by one frame per frame whatever was queued or flushed, so the RTP
-    timestamps keep increasing across interruptions.
+    ``pts`` grows by one frame per 20 ms whatever was queued, flushed or left unsent, so
+    the RTP timestamps keep increasing across interruptions and silent gaps.
+    ``frames_sent`` counts those 20 ms frames, ``packets_sent`` what actually went out.
     """
 
     def __init__(self) -> None:
@@ -83,7 +95,10 @@ class PacedSource:
         self._pts = 0
         self._start: float | None = None
         self.frames_sent = 0
+        self.packets_sent = 0
         self.speech_frames_sent = 0
+        self._silent_run = 0  # silent frames since the last speech frame
+        self._wake = asyncio.Event()  # speech may be due: queued, released
         self.held = False  # queued speech waits (silence goes out) until released
         # one silent frame (and one silent packet), sent again and again with a new pts:
         # nothing is built per 20 ms of silence
@@ -103,6 +118,7 @@ class PacedSource:
             starts_run = False
         if self._chunks:
             self._drained.clear()
+            self._wake.set()
         return segment
 
     @property
@@ -124,6 +140,7 @@ class PacedSource:
     def release(self) -> None:
         """Go on from where :meth:`hold` stopped."""
         self.held = False
+        self._wake.set()
 
     @property
     def queued_s(self) -> float:
@@ -141,6 +158,8 @@ class PacedSource:
 
     async def recv_opus(self) -> OpusFrame:
         """The next 20 ms as an Opus packet, in real time (and its PCM, for a recorder)."""
+        if self._silent_run >= DTX_HANGOVER_FRAMES:
+            await self._quiet()
         await self._encode_ahead()
         queued, pts = await self._next()
         if queued is None:
@@ -165,6 +184,20 @@ class PacedSource:
         # a flush meanwhile leaves the batch encoded for nobody: harmless
         await asyncio.to_thread(self._encoder.encode, batch)
 
+    async def _quiet(self) -> None:
+        """Send nothing until speech is due or a keep-alive is; the skipped frames are
+        silence on the timeline (``pts`` moves on to the next tick)."""
+        self._wake.clear()
+        if not self._chunks or self.held:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DTX_KEEPALIVE_S):
+                    await self._wake.wait()
+        assert self._start is not None  # a silent run follows at least one frame
+        now = math.ceil((time.monotonic() - self._start) * SAMPLE_RATE_OUT / SAMPLES_PER_FRAME)
+        skipped = max(0, now - self._pts // SAMPLES_PER_FRAME)
+        self._pts += skipped * SAMPLES_PER_FRAME
+        self.frames_sent += skipped
+
     async def _next(self) -> tuple[_Queued | None, int]:
         """At the next frame's time: the speech frame due (None: silence), and its pts."""
         if self._start is None:
@@ -183,11 +216,15 @@ class PacedSource:
                 segment.first_sent_at = time.time()
             segment.sent += 1
             self.speech_frames_sent += 1
+            self._silent_run = 0
             if not self._chunks:
                 self._drained.set()
+        else:
+            self._silent_run += 1
         pts = self._pts
         self._pts += SAMPLES_PER_FRAME
         self.frames_sent += 1
+        self.packets_sent += 1
         return queued, pts
 
 

@@ -267,11 +267,17 @@ class Recorder:
 
 
 class TappedSource:
-    """An audio source whose every frame is also shown to ``tap`` (the recorder)."""
+    """An audio source whose every frame is also shown to ``tap`` (the recorder).
+
+    Opus packets leave out the interviewer's silences (DTX: the timestamps jump); the
+    tap is shown each gap as one silent frame as long, so the recorded side has the
+    frames the listener heard, each where it was heard.
+    """
 
     def __init__(self, source: AudioSource, tap: Callable[[av.AudioFrame], None]) -> None:
         self._source = source
         self._tap = tap
+        self._next_pts: int | None = None
 
     async def recv(self) -> av.AudioFrame:
         frame = await self._source.recv()
@@ -280,5 +286,18 @@ class TappedSource:
 
     async def recv_opus(self) -> OpusFrame:
         encoded = await self._source.recv_opus()
+        pts = encoded.packet.pts
+        if pts is not None:
+            if self._next_pts is not None and pts > self._next_pts:
+                self._tap(_silence(pts - self._next_pts))
+            self._next_pts = pts + len(encoded.pcm) // 2
         self._tap(pcm_frame(encoded.pcm))
         return encoded
+
+
+def _silence(samples: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((1, samples), np.int16), format="s16", layout="mono"
+    )
+    frame.sample_rate = SAMPLE_RATE_OUT
+    return frame

@@ -3,11 +3,21 @@ as PCM frames and as the Opus packets a receiver decodes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import av
 import numpy as np
 
 from interview_service import paced_audio
-from interview_service.paced_audio import FRAME_S, SAMPLES_PER_FRAME, PacedSource, next_tick, tone
+from interview_service.paced_audio import (
+    DTX_HANGOVER_FRAMES,
+    DTX_KEEPALIVE_S,
+    FRAME_S,
+    SAMPLES_PER_FRAME,
+    PacedSource,
+    next_tick,
+    tone,
+)
 
 
 async def test_speech_then_silence_with_growing_pts() -> None:
@@ -42,9 +52,12 @@ def _decoder() -> av.AudioCodecContext:
     return codec
 
 
-async def _heard(source: PacedSource, frames: int) -> tuple[np.ndarray, list[int]]:
+async def _heard(
+    source: PacedSource, frames: int, decoder: av.AudioCodecContext | None = None
+) -> tuple[np.ndarray, list[int]]:
     """What a receiver decodes of the next ``frames`` packets, and their pts."""
-    decoder, samples, stamps = _decoder(), [], []
+    decoder = decoder or _decoder()
+    samples, stamps = [], []
     for _ in range(frames):
         encoded = await source.recv_opus()
         stamps.append(encoded.packet.pts)
@@ -65,8 +78,8 @@ async def test_opus_packets_decode_to_the_speech_then_silence() -> None:
     speech = tone(0.2)
     said = np.frombuffer(speech, dtype="<i2").astype(np.float32) / 32768
     source.enqueue_pcm(speech)
-    heard, stamps = await _heard(source, 25)
-    assert stamps == [i * SAMPLES_PER_FRAME for i in range(25)]
+    heard, stamps = await _heard(source, 10 + DTX_HANGOVER_FRAMES)
+    assert stamps == [i * SAMPLES_PER_FRAME for i in range(10 + DTX_HANGOVER_FRAMES)]
     assert _matches(heard, said)
     assert not np.abs(heard[12 * SAMPLES_PER_FRAME :]).any()  # silence is silent
     assert source.speech_frames_sent == 10
@@ -103,3 +116,39 @@ async def test_held_speech_waits_as_silence_and_goes_on_where_it_stopped() -> No
         await source.recv_opus()
     assert line.sent == 10
     assert not source.speaking
+
+
+async def test_opus_goes_quiet_in_silence_and_speech_after_the_gap_decodes_whole() -> None:
+    source = PacedSource()
+    decoder = _decoder()
+    source.enqueue_pcm(tone(0.06))
+    await _heard(source, 3 + DTX_HANGOVER_FRAMES, decoder)  # speech, then the hangover
+    assert source.speech_frames_sent == 3
+    # quiet now: the next packet is a keep-alive, after a jump of the RTP timestamp
+    keepalive = (await source.recv_opus()).packet
+    gap = keepalive.pts // SAMPLES_PER_FRAME - (3 + DTX_HANGOVER_FRAMES)
+    assert gap >= DTX_KEEPALIVE_S / FRAME_S
+    assert not np.abs(decoder.decode(av.Packet(bytes(keepalive)))[0].to_ndarray()).any()
+    # speech queued while it waits goes out at the next tick, whole
+    waiting = asyncio.ensure_future(source.recv_opus())
+    await asyncio.sleep(0.1)
+    speech = tone(0.2, hz=500)
+    source.enqueue_pcm(speech)
+    first = (await waiting).packet
+    assert first.pts > keepalive.pts + SAMPLES_PER_FRAME  # no silent packet in between
+    samples = [f.to_ndarray().reshape(-1) for f in decoder.decode(av.Packet(bytes(first)))]
+    rest, stamps = await _heard(source, 11, decoder)
+    heard = np.concatenate([np.concatenate(samples).astype(np.float32) / 32768, rest])
+    assert _matches(heard, np.frombuffer(speech, dtype="<i2").astype(np.float32) / 32768)
+    assert stamps == [first.pts + (i + 1) * SAMPLES_PER_FRAME for i in range(11)]
+    # the timeline counts every 20 ms; far fewer packets went out
+    assert source.frames_sent * SAMPLES_PER_FRAME == stamps[-1] + SAMPLES_PER_FRAME
+    assert source.packets_sent == 3 + DTX_HANGOVER_FRAMES + 1 + 12
+    assert source.packets_sent < source.frames_sent
+
+
+async def test_pcm_frames_keep_coming_through_silence() -> None:
+    # a peer that did not negotiate Opus gets every 20 ms frame, as before
+    source = PacedSource()
+    stamps = [(await source.recv()).pts for _ in range(DTX_HANGOVER_FRAMES + 3)]
+    assert stamps == [i * SAMPLES_PER_FRAME for i in range(DTX_HANGOVER_FRAMES + 3)]

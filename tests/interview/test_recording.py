@@ -10,7 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from interview_service.recording import Recorder, mono48k
+from interview_service.paced_audio import DTX_HANGOVER_FRAMES, PacedSource, tone
+from interview_service.recording import Recorder, TappedSource, mono48k
 
 RATE = 48_000
 FRAME = 960
@@ -85,3 +86,26 @@ def test_frames_of_any_shape_become_mono_48k() -> None:
     assert stereo.dtype == np.int16
     assert np.array_equal(stereo, mono48k(_frame(330, 0)))
     assert mono48k(_frame(330, 0, rate=8000)).shape == (FRAME,)  # PCMU's 8 kHz, resampled
+
+
+async def test_the_interviewers_unsent_silence_is_recorded_and_its_next_line_in_place(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder(tmp_path / "r.ogg")
+    source = PacedSource()
+    tapped = TappedSource(source, recorder.outbound)
+    source.enqueue_pcm(tone(0.1))
+    for _ in range(5 + DTX_HANGOVER_FRAMES):  # the line, then silence until Opus goes quiet
+        await tapped.recv_opus()
+    waiting = asyncio.ensure_future(tapped.recv_opus())
+    await asyncio.sleep(0.1)  # nothing is sent meanwhile: less than the recorder's resync
+    source.enqueue_pcm(tone(0.2))
+    first = (await waiting).packet.pts
+    for _ in range(12):
+        await tapped.recv_opus()
+    info = await recorder.close()
+    _, interviewer = _decode(info.path)
+    loud = np.flatnonzero(np.abs(interviewer) > 0.01)
+    onset = int(loud[loud > 0.15 * RATE][0])
+    assert first is not None
+    assert abs(onset - first) < 0.01 * RATE  # where it was heard
