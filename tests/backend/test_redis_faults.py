@@ -436,15 +436,17 @@ def _check_delivery(
         assert not missing, f"{room}: never received {sorted(missing)[:10]}; {story}"
         return
     assert lost, f"{room}: Redis lost its data, yet no recovered: false snapshot"
-    new_epoch = lost[-1]["epoch"]
-    old = set().union(*(seqs for epoch, seqs in covered.items() if epoch != new_epoch))
+    # the last recovered: false snapshot began the history after the loss
+    *earlier, new = sorted(covered)
+    old = set().union(*(covered[history] for history in earlier))
     after = {a.seq for a in accepted if a.at > cell.lost_data_at}
-    missing = after - covered.get(new_epoch, set())
+    missing = after - covered[new]
     assert not missing, f"{room}: accepted in the new epoch, never received: {sorted(missing)}"
     # Events accepted in the last moment before Redis lost everything may go with it (the
     # pump had not posted them yet); the recovered: false snapshot tells the client so.
     before = {a.seq for a in accepted if a.at <= cell.lost_data_at - LOSS_MARGIN_S}
-    assert not before - old, f"{room}: lost before the fault: {sorted(before - old)[:10]}"
+    lost_before = sorted(before - old)[:10]
+    assert not lost_before, f"{room}: lost before the fault: {lost_before}; snapshots {story}"
 
 
 def _target(room: str, agent: Agent, cell: Cell) -> int | None:

@@ -141,26 +141,31 @@ class Subscriber:
                 self._last_seq = message["seq"]
 
 
-def check_order(seen: Seen) -> tuple[list[str], dict[str, set[int]]]:
-    """Problems with the order (a gap, a repeat) and, per epoch, the seqs the client has
-    (received, or stood in for by a ``recovered: false`` snapshot)."""
+def check_order(seen: Seen) -> tuple[list[str], dict[int, set[int]]]:
+    """Problems with the order (a gap, a repeat) and, per history, the seqs the client has
+    (received, or stood in for by a ``recovered: false`` snapshot).
+
+    Histories are numbered from 1: each ``recovered: false`` snapshot starts one. Not by
+    epoch: a session with no event yet is "0" before and after Redis lost its data, and
+    events carry no epoch of their own.
+    """
     problems: list[str] = []
-    covered: dict[str, set[int]] = {}
-    epoch = ""
+    covered: dict[int, set[int]] = {}
+    history = 0
     expected: int | None = None
     for kind, value in seen.items:
         if kind == "connect":
             continue
         if kind == "snapshot":
-            epoch = value["epoch"]
             if not value["recovered"]:
+                history += 1
                 expected = value["last_seq"] + 1
-                covered.setdefault(epoch, set()).update(range(1, value["last_seq"] + 1))
+                covered.setdefault(history, set()).update(range(1, value["last_seq"] + 1))
             continue
         if value != expected:
             problems.append(f"seq {value} where {expected} was due")
         expected = value + 1
-        covered.setdefault(epoch, set()).add(value)
+        covered.setdefault(history, set()).add(value)
     return problems, covered
 
 
