@@ -472,7 +472,7 @@ def _server(
         except subprocess.TimeoutExpired:
             server.kill()
         if target.prefix:
-            _clean_redis(target.prefix)
+            clean_redis(target.prefix)
 
 
 @dataclass
@@ -832,7 +832,7 @@ def idle(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _clean_redis(prefix: str) -> None:
+def clean_redis(prefix: str) -> None:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)

@@ -37,8 +37,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from bench.hub_fanout import REDIS_URL, clean_redis
+
 Stage = Callable[[int], Awaitable[None]]
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _body(i: int) -> bytes:
@@ -97,7 +98,7 @@ async def _app(bus: str, limits: bool) -> AsyncIterator[tuple[Any, Any]]:
             yield manager.app, state
     finally:
         if bus == "redis":
-            _clean_redis(prefix)
+            clean_redis(prefix)
 
 
 def _request_stage(app: Any, room: str) -> Stage:
@@ -187,16 +188,6 @@ async def _profile(stage: Stage, args: argparse.Namespace) -> None:
     stats = pstats.Stats(profiler)
     stats.sort_stats("tottime").print_stats(args.profile)
     stats.sort_stats("cumulative").print_stats(args.profile)
-
-
-def _clean_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
