@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
+
 from backend.app.routers.ws import FramesTransport
 from backend.hub.events import new_event_fields
 from tests.support.frame_schema import check_server_frame
@@ -56,3 +58,8 @@ async def test_a_burst_reaches_every_member_once_in_order_as_the_same_messages(
         await client.send({"action": "ping"})
         assert (await client.recv())["type"] == "pong", "nothing more, nothing after"
         await client.close()
+
+    # Counted once per batch, but still one per event delivered (the operators' figure).
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        metrics = (await http.get("/metrics")).text
+    assert f"hub_events_delivered_total {float(MEMBERS * BURST)}" in metrics
