@@ -23,15 +23,17 @@ Run the service with ``--ws backend.app.ws_protocol:FramesProtocol`` (:data:`WS_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
 
 from backend.app.ws_frames import FrameCache
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
 
 WS_PROTOCOL = "backend.app.ws_protocol:FramesProtocol"
 SEND_TEXTS = "pipeline.websocket.send_texts"
