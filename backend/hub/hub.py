@@ -247,12 +247,15 @@ class Hub:
                     await conn.wait()
                     continue
                 texts: list[str] = []
+                admitted, oldest = 0, 0.0  # counted once per batch: see _count
                 for item in batch:
                     if isinstance(item, str):
                         texts.append(item)
                     elif isinstance(item, Published):
                         if self._admit(conn, item):
                             texts.append(item.text)
+                            oldest = oldest or item.published_at
+                            admitted += 1
                         elif self._needs_fill(conn, item):
                             if texts:
                                 await send(texts)
@@ -265,6 +268,8 @@ class Hub:
                         await self._sync(conn, item.room, item.last_seq, item.epoch)
                 if texts:
                     await send(texts)
+                if admitted:
+                    self._count(admitted, oldest)
         except Exception as exc:
             log.warning("hub_writer_failed", connection_id=conn.id, error=repr(exc)[:300])
             conn.fail_after(exc)
@@ -280,9 +285,13 @@ class Hub:
         ):
             return False
         cursor.seq = event.seq
-        self._metrics.delivered.inc()
-        self._metrics.lag.observe(max(0.0, time.time() - event.published_at))
         return True
+
+    def _count(self, sent: int, oldest_published_at: float) -> None:
+        """Once per batch, not per event: a histogram's observe costs a few µs of CPU, as
+        much as writing the event. The lag observed is the batch's oldest event's."""
+        self._metrics.delivered.inc(sent)
+        self._metrics.lag.observe(max(0.0, time.time() - oldest_published_at))
 
     @staticmethod
     def _needs_fill(conn: Connection, event: Published) -> bool:
