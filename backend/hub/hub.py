@@ -25,6 +25,7 @@ from backend.core.storage import Store
 from backend.hub import frames, protocol
 from backend.hub.bus import EventBus, Published
 from backend.hub.connection import Connection, Cursor, Sync, Transport
+from backend.hub.gc_bursts import CollectorBursts
 from backend.hub.hub_metrics import HubMetrics
 from backend.hub.memberships import MembershipRecords
 from backend.hub.replay import SharedReads, catch_up
@@ -52,6 +53,7 @@ class Hub:
         *,
         queue_messages: int = 1000,
         queue_bytes: int = 4 << 20,
+        gc_bursts: CollectorBursts | None = None,
     ) -> None:
         self.bus = bus
         self._memberships = MembershipRecords(store)
@@ -68,6 +70,7 @@ class Hub:
         self._greeting = asyncio.Semaphore(GREETING_CONCURRENCY)
         # A room being followed: the members greeted meanwhile wait for the same follow.
         self._following: dict[str, asyncio.Future[None]] = {}
+        self._gc_bursts = gc_bursts
 
     async def start(self) -> None:
         await self.bus.start(self)
@@ -75,6 +78,8 @@ class Hub:
     async def close(self) -> None:
         for conn in list(self._connections.values()):
             conn.fail(1001, "server shutting down")
+        if self._gc_bursts is not None:
+            self._gc_bursts.close()
         await self._memberships.close()
         await self.bus.close()
 
@@ -106,6 +111,8 @@ class Hub:
         )
         self._connections[conn.id] = conn
         self._metrics.connections.labels(transport.kind).inc()
+        if self._gc_bursts is not None:
+            self._gc_bursts.opened()
         conn.start_writer(self._write)
         return conn
 
