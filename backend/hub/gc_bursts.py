@@ -8,7 +8,7 @@ storm, each a pause of every socket that walks every connection (0.1-0.5 s), a t
 the storm's CPU (docs/benchmarks.md, rounds 2 and 4).
 
 During a burst the third threshold is raised (full collections need ten times more
-younger ones, as ``HUB_GC_THRESHOLDS=[700,10,100]`` did in round 2); a quiet second
+younger ones, as ``HUB_GC_THRESHOLDS=[700,10,100]`` did in round 2); 30 quiet seconds
 after it the thresholds are put back, and Python's next check runs the one full
 collection the burst owed. Memory stays bounded: young collections run as usual, and
 full collections still run during a burst that lasts, only less often.
@@ -22,6 +22,10 @@ import time
 
 BURST_OPENS = 100  # connections opened within one window that make a burst
 WINDOW_S = 1.0
+# Windows with fewer opens after which a burst is over: its connections keep catching
+# up (snapshots, replays) after the last one opened; on this machine under load that
+# took 25 s, with full collections again as soon as the thresholds came back at 5.
+QUIET_WINDOWS = 30
 BURST_FULL_EVERY = 100  # younger (generation 1) collections per full one during a burst
 
 
@@ -32,12 +36,13 @@ class CollectorBursts:
     starts: a module-level copy would be shared by every hub a test process builds).
     """
 
-    __slots__ = ("_base", "_handle", "_opens", "_window_end", "bursts")
+    __slots__ = ("_base", "_handle", "_opens", "_quiet", "_window_end", "bursts")
 
     def __init__(self, thresholds: tuple[int, int, int]) -> None:
         self._base = thresholds
         self._opens = 0  # in the current window
         self._window_end = 0.0
+        self._quiet = 0  # windows of the burst without a burst's opens, in a row
         self._handle: asyncio.TimerHandle | None = None
         self.bursts = 0
 
@@ -68,12 +73,15 @@ class CollectorBursts:
         gc.set_threshold(young, middle, max(full, BURST_FULL_EVERY))
         self.bursts += 1
         self._opens = 0
+        self._quiet = 0
         self._handle = asyncio.get_running_loop().call_later(WINDOW_S, self._check)
 
     def _check(self) -> None:
-        """Each window of a burst: it goes on while connections still arrive as fast."""
-        if self._opens >= BURST_OPENS:
-            self._opens = 0
+        """Each window of a burst: it goes on while connections arrive as fast, and for a
+        few windows more, while the last of them catch up (their objects survive too)."""
+        self._quiet = 0 if self._opens >= BURST_OPENS else self._quiet + 1
+        self._opens = 0
+        if self._quiet < QUIET_WINDOWS:
             self._handle = asyncio.get_running_loop().call_later(WINDOW_S, self._check)
             return
         self._handle = None

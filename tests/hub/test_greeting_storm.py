@@ -137,6 +137,7 @@ async def test_a_burst_of_connections_raises_the_full_collection_threshold_until
 ) -> None:
     monkeypatch.setattr(gc_bursts, "WINDOW_S", 0.05)
     monkeypatch.setattr(gc_bursts, "BURST_OPENS", 20)
+    monkeypatch.setattr(gc_bursts, "QUIET_WINDOWS", 3)
     before = gc.get_threshold()
     bursts = CollectorBursts(before)
     try:
@@ -153,7 +154,7 @@ async def test_a_burst_of_connections_raises_the_full_collection_threshold_until
             await asyncio.sleep(0.05)
         assert bursts.in_burst
         async with asyncio.timeout(5):
-            while bursts.in_burst:  # a quiet window ends it
+            while bursts.in_burst:  # quiet windows end it
                 await asyncio.sleep(0.02)
         assert gc.get_threshold() == before
         assert bursts.bursts == 1
