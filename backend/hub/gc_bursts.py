@@ -7,6 +7,10 @@ survivors grow by a quarter again and again: 8-11 full collections in a 5,000-cl
 storm, each a pause of every socket that walks every connection (0.1-0.5 s), a third of
 the storm's CPU (docs/benchmarks.md, rounds 2 and 4).
 
+A process also starts in a burst: after a deploy every client of the old one connects
+at once, and its heap starts small (``HUB_GC_FREEZE`` moved the startup objects out of
+the count), so a quarter's growth comes every few hundred connections.
+
 During a burst the third threshold is raised (full collections need ten times more
 younger ones, as ``HUB_GC_THRESHOLDS=[700,10,100]`` did in round 2); 30 quiet seconds
 after it the thresholds are put back, and Python's next check runs the one full
@@ -67,6 +71,14 @@ class CollectorBursts:
             self._handle = None
             gc.set_threshold(*self._base)
         self._opens = 0
+
+    def expect(self) -> None:
+        """A burst from now (a process that just started: after a deploy its clients
+        come back at once). uvicorn accepts them and parses their handshakes before the
+        app sees the first: measured, the whole of a 5,000-client storm's full
+        collections (7) came before the hundredth connection reached the hub."""
+        if self._handle is None:
+            self._begin()
 
     def _begin(self) -> None:
         young, middle, full = self._base

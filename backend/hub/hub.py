@@ -74,6 +74,8 @@ class Hub:
 
     async def start(self) -> None:
         await self.bus.start(self)
+        if self._gc_bursts is not None:
+            self._gc_bursts.expect()  # a new process: its clients may all come back at once
 
     async def close(self) -> None:
         for conn in list(self._connections.values()):

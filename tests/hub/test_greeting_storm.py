@@ -161,3 +161,21 @@ async def test_a_burst_of_connections_raises_the_full_collection_threshold_until
     finally:
         bursts.close()
         gc.set_threshold(*before)
+
+
+async def test_a_started_hub_expects_its_clients_back_at_once() -> None:
+    before = gc.get_threshold()
+    bursts = CollectorBursts(before)
+    hub = Hub(
+        MemoryBus(), MemoryStore(), _Access(), HubMetrics(CollectorRegistry()), gc_bursts=bursts
+    )
+    try:
+        await hub.start()
+        assert bursts.in_burst
+        assert gc.get_threshold()[2] >= 100
+        await hub.close()
+        assert not bursts.in_burst
+        assert gc.get_threshold() == before
+    finally:
+        bursts.close()
+        gc.set_threshold(*before)
