@@ -266,7 +266,12 @@ def _worker(
     asyncio.run(run())
 
 
-HTTP_LANES = 4
+# Keep-alive HTTP/1.1 connections of the publisher: one per session (an agent per session,
+# as in production), up to this many. Requests on one connection are answered one after
+# the other, so with 4 of them (before round 4) every request waited for the whole
+# round trip of the ones before it on its lane: any slow loop turn of the server queued
+# the lane behind it, and that queue was most of the tail ("The Redis tail").
+HTTP_LANES = 100
 
 
 # -- the publisher -------------------------------------------------------------------------
@@ -319,10 +324,11 @@ async def _publish_step(
     if target.direct:
         return await _publish_direct(target, sessions, rate, duration, event)
     if target.kind == "hub":
-        # Keep-alive HTTP/1.1 on a few sockets, requests written by hand: a general-purpose
+        # Keep-alive HTTP/1.1, a socket per session, requests written by hand: a general-purpose
         # client (httpx) costs most of a core at these rates and would starve the server
         # it measures on a 2-core machine.
-        lanes = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(HTTP_LANES)]
+        count = min(len(sessions), HTTP_LANES)
+        lanes = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(count)]
         in_flight = [asyncio.Queue[float]() for _ in lanes]
         failed = 0
 
