@@ -58,13 +58,14 @@ class ScriptBatches:
             while not future.done():
                 if self._queued and not self._writing:
                     await self._write_queued()
-                elif self._unread and not self._reading:
+                elif self._unread and not self._reading and self._conn is not None:
                     await self._read_replies(future)
                 else:  # another caller writes or reads: wait for our reply, or a turn
                     await asyncio.wait((future, self._change()), return_when=FIRST_COMPLETED)
         except asyncio.CancelledError:
-            if not future.cancel():  # not written yet: now it never will be
-                future.exception()  # written, and failed with its connection: read
+            # Not written yet: now it never will be (written: its reply is read and dropped).
+            if not future.cancel():
+                future.exception()  # failed with its connection: read, the caller is gone
             raise
         return future.result()
 
@@ -87,6 +88,8 @@ class ScriptBatches:
             conn = await self._connection()
             commands = [("EVAL", self._script, len(keys), *keys, *args) for keys, args, _ in batch]
             await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            if conn is not self._conn:  # a failed read let the connection go meanwhile
+                raise RedisConnectionError("the connection failed while the calls were sent")
             self._unread.extend(batch)
         except asyncio.CancelledError as exc:
             # This caller was cancelled while writing: whether the others' scripts ran is
