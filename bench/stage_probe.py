@@ -144,15 +144,21 @@ def install() -> None:
     hub.Hub.on_event = timed_on_event  # type: ignore[method-assign]
     hub.Hub._admit = timed_admit  # type: ignore[method-assign]
 
-    send_texts = ws.WebSocketTransport.send_texts
+    # The status socket's transports (a subclass writes frames of its own): each one's
+    # own ``send_texts`` is wrapped; a delivery is marked when the first wrap returns.
+    for transport in (ws.WebSocketTransport, *ws.WebSocketTransport.__subclasses__()):
+        if "send_texts" in vars(transport):
+            transport.send_texts = _timed_send_texts(transport.send_texts, pending)
 
-    async def timed_send_texts(self: Any, texts: list[str]) -> None:
+
+def _timed_send_texts(send_texts: Any, pending: dict[int, list[tuple[str, int]]]) -> Any:
+    async def timed(self: Any, texts: list[str]) -> None:
         await send_texts(self, texts)
         done = time.time()
         for session_id, seq in pending.pop(id(self), ()):
             _mark("sent", session_id, seq, done)
 
-    ws.WebSocketTransport.send_texts = timed_send_texts  # type: ignore[method-assign]
+    return timed
 
 
 def dump(path: str) -> None:
