@@ -38,9 +38,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from backend.app.ws_protocol import WS_PROTOCOL
-from bench import gc_probe
+from bench import gc_probe, hub_stages
 
 Pause = gc_probe.Pause
+# What a subscriber process reports: latencies per step, deliveries per step, its
+# collections, and (``--stages``) every delivery's event and arrival time.
+Reply = tuple[dict[int, list[float]], list[int], list[Pause], "hub_stages.Deliveries | None"]
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -167,7 +170,11 @@ def _event_of(kind: str, raw: str | bytes) -> dict[str, Any] | None:
 
 
 async def _read(
-    kind: str, ws: ClientConnection, lat: dict[int, list[float]], count: list[int]
+    kind: str,
+    ws: ClientConnection,
+    lat: dict[int, list[float]],
+    count: list[int],
+    trace: hub_stages.Deliveries | None = None,
 ) -> None:
     """Count and time every event until the socket closes (or the run cancels this).
 
@@ -186,7 +193,10 @@ async def _read(
                     count.append(0)
                 count[step] += 1
                 if not event["data"].get("w"):  # warm-up events count, but not for latency
-                    lat.setdefault(step, []).append(time.time() - float(event["data"]["t"]))
+                    now = time.time()
+                    lat.setdefault(step, []).append(now - float(event["data"]["t"]))
+                    if trace is not None:
+                        trace.add(event, now)
 
 
 def _worker(
@@ -201,6 +211,7 @@ def _worker(
     hold: bool = False,
     gc_log: bool = False,
     freeze: bool = True,
+    stages: bool = False,
 ) -> None:
     """Subscribe to ``sessions``; then read (latency per step) or, ``hold``, only hold the
     sockets open (the client library answers the server's pings) until ``stop``."""
@@ -240,21 +251,27 @@ def _worker(
             while not stop.is_set():
                 await asyncio.sleep(0.2)
             alive = sum(ws.close_code is None for ws in sockets)
-            results.put(({}, [alive], gc_probe.pauses()))
+            results.put(({}, [alive], gc_probe.pauses(), None))
         else:
-            readers = [asyncio.create_task(_read(kind, ws, lat, count)) for ws in sockets]
+            trace = hub_stages.Deliveries() if stages else None
+            readers = [asyncio.create_task(_read(kind, ws, lat, count, trace)) for ws in sockets]
             while not stop.is_set():
                 await asyncio.sleep(0.05)
             for task in readers:
                 task.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
-            results.put((lat, count, gc_probe.pauses()))
+            results.put((lat, count, gc_probe.pauses(), trace))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
     asyncio.run(run())
 
 
-HTTP_LANES = 4
+# Keep-alive HTTP/1.1 connections of the publisher: one per session (an agent per session,
+# as in production), up to this many. Requests on one connection are answered one after
+# the other, so with 4 of them (before round 4) every request waited for the whole
+# round trip of the ones before it on its lane: any slow loop turn of the server queued
+# the lane behind it, and that queue was most of the tail ("The Redis tail").
+HTTP_LANES = 100
 
 
 # -- the publisher -------------------------------------------------------------------------
@@ -307,10 +324,11 @@ async def _publish_step(
     if target.direct:
         return await _publish_direct(target, sessions, rate, duration, event)
     if target.kind == "hub":
-        # Keep-alive HTTP/1.1 on a few sockets, requests written by hand: a general-purpose
+        # Keep-alive HTTP/1.1, a socket per session, requests written by hand: a general-purpose
         # client (httpx) costs most of a core at these rates and would starve the server
         # it measures on a 2-core machine.
-        lanes = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(HTTP_LANES)]
+        count = min(len(sessions), HTTP_LANES)
+        lanes = [await asyncio.open_connection("127.0.0.1", target.port) for _ in range(count)]
         in_flight = [asyncio.Queue[float]() for _ in lanes]
         failed = 0
 
@@ -453,11 +471,16 @@ def _profile(
 
 @contextlib.contextmanager
 def _server(
-    target: Target, extra: list[str] | None = None, gc_out: str | None = None
+    target: Target,
+    extra: list[str] | None = None,
+    gc_out: str | None = None,
+    stages_out: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     command = [*target.command, *(extra or [])]
     if gc_out:  # the same module run under bench.gc_probe: [python, -m, module, ...]
         command = [command[0], "-m", "bench.gc_probe", gc_out, *command[1:]]
+    if stages_out:  # and under bench.stage_probe (which runs the gc_probe, if any)
+        command = [command[0], "-m", "bench.stage_probe", stages_out, *command[1:]]
     server = subprocess.Popen(
         command,
         cwd=ROOT,
@@ -499,6 +522,7 @@ class Workers:
         hold: bool = False,
         gc_log: bool = False,
         freeze: bool = True,
+        stages: bool = False,
     ) -> Workers:
         ctx = mp.get_context("spawn")
         ready, results = ctx.Queue(), ctx.Queue()
@@ -513,6 +537,7 @@ class Workers:
                     "hold": hold,
                     "gc_log": gc_log,
                     "freeze": freeze,
+                    "stages": stages,
                 },
             )
             for i in range(count)
@@ -524,7 +549,7 @@ class Workers:
     def connected(self) -> int:
         return sum(self.ready.get(timeout=600) for _ in self.processes)
 
-    def finish(self) -> list[tuple[dict[int, list[float]], list[int], list[Pause]]]:
+    def finish(self) -> list[Reply]:
         self.stop.set()
         replies = [self.results.get(timeout=120) for _ in self.processes]
         self.join()
@@ -547,12 +572,20 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Fan-out at each rate of ``args.steps`` over the same connections: a row per step."""
     gc_name = f"bench-gc-{target.name}-{os.getpid()}.json"
     gc_out = os.path.join(tempfile.gettempdir(), gc_name) if args.gc else None
-    with _server(target, gc_out=gc_out) as server:
+    stages_name = f"bench-stages-{target.name}-{os.getpid()}.json"
+    stages = args.stages and target.kind == "hub"
+    stages_out = os.path.join(tempfile.gettempdir(), stages_name) if stages else None
+    with _server(target, gc_out=gc_out, stages_out=stages_out) as server:
         rss_before = _rss_kib(server.pid)
         sessions = [f"bench-{i}" for i in range(args.sessions)]
         subscriptions = [s for s in sessions for _ in range(args.subscribers)]
         workers = Workers.start(
-            target, subscriptions, args.workers, gc_log=args.gc, freeze=not args.client_gc
+            target,
+            subscriptions,
+            args.workers,
+            gc_log=args.gc,
+            freeze=not args.client_gc,
+            stages=stages,
         )
         connected = workers.connected()
         time.sleep(1.0)
@@ -573,20 +606,25 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         window_end = time.monotonic()
         server_pauses = _server_pauses(server, gc_out) if gc_out else []
         young = _young_objects(gc_out) if gc_out else {}
+        server_stages = hub_stages.read_server(server, stages_out) if stages_out else None
         replies = workers.finish()
     gc_figures: dict[str, Any] = {}
     if args.gc:
-        client_pauses = [p for _, _, pauses in replies for p in pauses]
+        client_pauses = [p for _, _, pauses, _ in replies for p in pauses]
         gc_figures = {
             "gc_server": gc_probe.summary(server_pauses, window_start, window_end),
             "gc_clients": gc_probe.summary(client_pauses, window_start, window_end),
             "gc_full": full_gc,
             "gc_young": young,
         }
+    if server_stages is not None:
+        gc_figures["stages"] = hub_stages.breakdown(
+            server_stages, [trace for _, _, _, trace in replies if trace is not None]
+        )
     rows = []
     for step, (rate, seconds) in enumerate(args.steps):
-        latencies = sorted(x for lat, _, _ in replies for x in lat.get(step, []))
-        delivered = sum(count[step] if step < len(count) else 0 for _, count, _ in replies)
+        latencies = sorted(x for lat, _, _, _ in replies for x in lat.get(step, []))
+        delivered = sum(count[step] if step < len(count) else 0 for _, count, _, _ in replies)
         rows.append(
             {
                 "target": target.name,
@@ -827,7 +865,7 @@ def idle(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         cpu_before = _cpu_s(server.pid)
         time.sleep(args.idle_window)
         cpu = _cpu_s(server.pid) - cpu_before
-        alive = sum(count[0] for _, count, _ in workers.finish())
+        alive = sum(count[0] for _, count, _, _ in workers.finish())
     return {
         "target": target.name,
         "connections": connected,
@@ -882,6 +920,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         print(f"p99 hub-redis / hub-memory: {ratio:.2f}x")
     if args.gc:
         _report_gc([row for row in rows if row["rate"] == args.steps[-1][0]])
+    if args.stages:
+        hub_stages.report([row for row in rows if row.get("stages")])
     if len(args.steps) > 1:
         _report_saturation(rows)
 
@@ -984,6 +1024,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="time every garbage collection in the server and the subscriber processes "
         "while events are published (bench.gc_probe) and print them per generation",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="time each event's stages in the hub servers (bench.stage_probe) and print "
+        "where the latency went: HTTP, the publish script, pub/sub, the listener, the "
+        "dispatch, the member's queue, the send, the subscriber",
     )
     parser.add_argument(
         "--profile",

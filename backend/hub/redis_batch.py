@@ -1,99 +1,152 @@
-"""Calls of one Lua script that arrive together go to Redis together (group commit).
+"""Calls of one Lua script, pipelined on one connection: sent at once, read in order.
 
-While a batch is on its way, the calls that arrive queue; when it is back, one of their
-callers sends all of them in one pipeline: one pooled connection, one write and one read
-for the lot instead of a round trip each. Under load (agents publishing at once) that was
-most of what a publish cost this process. A call that finds nothing on its way is sent at
-once, by its own caller: no task of its own, so publish-only users (``pipeline_agent``)
-need no start or close.
+Each call is written to Redis as soon as it is made, on a connection kept for the
+script, without waiting for the replies of the calls before it: Redis runs a
+connection's commands in the order they came and answers in that order, so the replies
+are read back in order and handed to their callers. Calls made while a write is under
+way (a connect) go together in the next write; replies that arrive together are read by
+one caller for all of them. Before (one batch in flight at a time, the next batch waiting
+for its reply and for its own sender's turn on the loop) a publish waited for a whole
+round trip of the one before it, plus the loop's turns around it: the largest share of
+the Redis path's tail under fan-out (docs/benchmarks.md, "The Redis tail").
+
+No task of its own: whichever caller finds a write (or a read) to do and nobody doing it
+does it, so publish-only users (``pipeline_agent``) need no start or close. The script
+goes as EVAL (Redis keeps it compiled by its hash): a Redis that lost its scripts (a
+restart, SCRIPT FLUSH) answers it as before, and no call is ever sent twice.
 
 Not a transaction: each script still runs atomically on its own, in the order the calls
-came, so events keep the order their publishers awaited them in. A reply that is an
-error goes to its own caller; a connection that fails fails the whole batch (a script
-may have run, as when the reply of a single call is lost: the caller answers 503 and
-never runs it twice). NOSCRIPT (Redis lost its scripts: a restart, SCRIPT FLUSH) means
-those calls did not run: the script is loaded and they are sent once more.
+came, so events keep the order their publishers made them in. A reply that is an error
+goes to its own caller; a connection that fails fails every call written on it and not
+answered yet (a script may have run, as when the reply of a single call is lost: the
+caller answers 503 and never runs it twice). A call cancelled before it was written
+never runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 from asyncio import FIRST_COMPLETED
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
 _Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 
 
 class ScriptBatches:
     def __init__(self, client: redis.Redis, script: str) -> None:
-        self._client = client
-        self._script = client.register_script(script)
-        self._queued: list[_Call] = []
-        self._in_flight: asyncio.Future[None] | None = None  # done when the batch is back
+        self._pool = client.connection_pool
+        self._script = script
+        self._conn: AbstractConnection | None = None  # kept for the script's calls
+        self._queued: list[_Call] = []  # made, not written yet
+        self._unread: deque[_Call] = deque()  # written on ``_conn``, reply not read yet
+        self._writing = False
+        self._reading = False
+        self._changed: asyncio.Future[None] | None = None  # done when a role is free
 
     async def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """The script's reply for ``keys`` and ``args``, sent with whatever else is queued."""
+        """The script's reply for ``keys`` and ``args``."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((keys, args, future))
         try:
             while not future.done():
-                if self._in_flight is not None:  # wait for our reply, or our turn to send
-                    await asyncio.wait((future, self._in_flight), return_when=FIRST_COMPLETED)
-                else:
-                    await self._send_queued()
+                if self._queued and not self._writing:
+                    await self._write_queued()
+                elif self._unread and not self._reading and self._conn is not None:
+                    await self._read_replies(future)
+                else:  # another caller writes or reads: wait for our reply, or a turn
+                    await asyncio.wait((future, self._change()), return_when=FIRST_COMPLETED)
         except asyncio.CancelledError:
-            if not future.cancel():  # not sent yet: now it never will be
-                future.exception()  # sent, and failed with the batch: read, the caller is gone
+            # Not written yet: now it never will be (written: its reply is read and dropped).
+            if not future.cancel():
+                future.exception()  # failed with its connection: read, the caller is gone
             raise
         return future.result()
 
-    async def _send_queued(self) -> None:
-        batch, self._queued = self._queued, []
-        self._in_flight = done = asyncio.get_running_loop().create_future()
+    def _change(self) -> asyncio.Future[None]:
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None and not changed.done():
+            changed.set_result(None)
+
+    async def _write_queued(self) -> None:
+        self._writing = True
+        batch, self._queued = [call for call in self._queued if not call[2].done()], []
         try:
-            await self._send([call for call in batch if not call[2].done()])
-        except BaseException as exc:
-            # This caller was cancelled with the batch on its way: whether the others'
-            # scripts ran is unknown, as when a reply is lost (a 503 each, never a rerun).
-            _fail(batch, RedisConnectionError(f"the call sending it was cancelled: {exc!r}"))
+            if not batch:
+                return
+            conn = await self._connection()
+            commands = [("EVAL", self._script, len(keys), *keys, *args) for keys, args, _ in batch]
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            if conn is not self._conn:  # a failed read let the connection go meanwhile
+                raise RedisConnectionError("the connection failed while the calls were sent")
+            self._unread.extend(batch)
+        except asyncio.CancelledError as exc:
+            # This caller was cancelled while writing: whether the others' scripts ran is
+            # unknown, as when a reply is lost (a 503 each, never a rerun).
+            lost = RedisConnectionError(f"the call sending it was cancelled: {exc!r}")
+            _fail(batch, lost)
+            await self._broken(self._conn, lost)
             raise
-        finally:
-            self._in_flight = None
-            done.set_result(None)
-
-    async def _send(self, batch: list[_Call]) -> None:
-        if not batch:
-            return
-        try:
-            replies = await self._execute(batch)
-            lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-            if lost:  # they did not run: load the script, send them again
-                await self._client.script_load(self._script.script)
-                again = await self._execute([batch[i] for i in lost])
-                for i, reply in zip(lost, again, strict=True):
-                    replies[i] = reply
-        except Exception as exc:  # the connection failed: every caller of the batch hears it
+        except Exception as exc:  # not written, or not all: whether they ran is unknown
             _fail(batch, exc)
-            return
-        for (_, _, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
+            await self._broken(self._conn, exc)
+        finally:
+            self._writing = False
+            self._notify()
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
-                pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+    async def _connection(self) -> AbstractConnection:
+        conn = self._conn
+        if conn is not None and not self._unread and await conn.can_read():
+            # Idle, yet something to read: the server closed it (a restart), or it is dirty.
+            await self._broken(conn, RedisConnectionError("the kept connection was closed"))
+            conn = None
+        if conn is None:
+            conn = self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        return conn
+
+    async def _read_replies(self, mine: asyncio.Future[Any]) -> None:
+        """Read replies in order until ours is in (or nothing written is left unread)."""
+        self._reading = True
+        conn = self._conn
+        try:
+            while self._unread and not mine.done() and conn is self._conn and conn is not None:
+                try:
+                    reply = await conn.read_response(disconnect_on_error=False)
+                except ResponseError as exc:  # the script's own error: only its caller's
+                    reply = exc
+                _, _, future = self._unread.popleft()
+                if future.done():
+                    continue  # its caller is gone
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        except Exception as exc:  # the connection failed: every call unanswered hears it
+            await self._broken(conn, exc)
+        finally:
+            self._reading = False
+            self._notify()
+
+    async def _broken(self, conn: AbstractConnection | None, exc: BaseException) -> None:
+        """Fail what was written on ``conn`` and not answered, and let it go."""
+        if conn is None or conn is not self._conn:
+            return  # already let go (a failed write or read before this one)
+        self._conn = None
+        unread, self._unread = list(self._unread), deque()
+        _fail(unread, exc)
+        await conn.disconnect(nowait=True)
+        await self._pool.release(conn)
 
 
 def _fail(batch: list[_Call], exc: BaseException) -> None:

@@ -85,7 +85,7 @@ class RedisBus:
         self._history_size = history_size
         self._ttl_s = ttl_s
         self._metrics = metrics
-        self._publishes = ScriptBatches(client, PUBLISH)  # pipelined when they come together
+        self._publishes = ScriptBatches(client, PUBLISH)  # pipelined on a connection of its own
         self._sink: Sink | None = None
         self._followed: set[str] = set()
         self._last: dict[str, tuple[str, int]] = {}

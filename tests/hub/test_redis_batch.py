@@ -1,5 +1,6 @@
-"""Publishes that come together go to Redis in one pipeline and keep every guarantee:
-the order they were made in, each event once, a 503 (never a hang) when Redis is gone.
+"""Publishes are pipelined to Redis on one connection and keep every guarantee: the
+order they were made in, each event once, a 503 (never a hang) when Redis is gone, and
+none waits for the reply of the one before it.
 
 The bus is used publish-only here, as ``pipeline_agent`` uses it: no start, no listener.
 """
@@ -7,8 +8,9 @@ The bus is used publish-only here, as ``pipeline_agent`` uses it: no start, no l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -90,3 +92,84 @@ async def test_a_publish_cancelled_before_it_was_sent_never_runs(bus: RedisBus) 
     assert queued[1].cancelled()
     assert [task.result().seq for task in (first, queued[0], queued[2])] == [1, 2, 3]
     assert await _messages(bus, "s1") == ["0", "1", "3"]
+
+
+class _ReplyGate:
+    """A TCP proxy to Redis that can hold back Redis's replies while passing commands."""
+
+    def __init__(self, redis_port: int) -> None:
+        self._redis_port = redis_port
+        self.open = asyncio.Event()
+        self.open.set()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await asyncio.open_connection("127.0.0.1", self._redis_port)
+        for pipe in (
+            self._pipe(reader, upstream[1], None),
+            self._pipe(upstream[0], writer, self.open),
+        ):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                if gate is not None:
+                    await gate.wait()
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+async def _until(check: Callable[[], bool]) -> bool:
+    for _ in range(500):  # bounded: 5 s
+        if check():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_a_publish_goes_to_redis_while_the_reply_before_it_is_still_on_its_way(
+    private_redis: RedisServer,
+) -> None:
+    gate = _ReplyGate(private_redis.port)
+    client = open_pool(await gate.start(), max_connections=16)
+    bus = RedisBus(
+        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
+    )
+
+    def last_seq() -> int:
+        return int(private_redis.command("GET", "t:hub:{s1}:seq") or 0)
+
+    try:
+        await bus.publish("s1", _event(0))
+        gate.open.clear()  # Redis's replies are held back from here on
+        first = asyncio.create_task(bus.publish("s1", _event(1)))
+        assert await _until(lambda: last_seq() == 2)
+        second = asyncio.create_task(bus.publish("s1", _event(2)))
+        # The second event is in Redis (its subscribers hear it) though the first's
+        # reply has not come back: it did not wait for it.
+        assert await _until(lambda: last_seq() == 3)
+        assert not first.done()
+        gate.open.set()
+        assert [(await first).seq, (await second).seq] == [2, 3]
+        assert await _messages(bus, "s1") == ["0", "1", "2"]
+    finally:
+        gate.open.set()
+        await client.aclose()
+        await gate.close()
