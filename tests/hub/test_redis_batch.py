@@ -173,3 +173,38 @@ async def test_a_publish_goes_to_redis_while_the_reply_before_it_is_still_on_its
         gate.open.set()
         await client.aclose()
         await gate.close()
+
+
+async def test_a_publisher_cancelled_while_reading_replies_shifts_no_one_elses(
+    private_redis: RedisServer,
+) -> None:
+    """The caller reading the replies is cancelled mid-read (its client went away): its
+    event stays published, and every other caller still gets its own reply, not the next
+    one's; the connection goes on serving publishes."""
+    gate = _ReplyGate(private_redis.port)
+    client = open_pool(await gate.start(), max_connections=16)
+    bus = RedisBus(
+        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
+    )
+
+    def last_seq() -> int:
+        return int(private_redis.command("GET", "t:hub:{s1}:seq") or 0)
+
+    try:
+        await bus.publish("s1", _event(0))
+        gate.open.clear()
+        reader = asyncio.create_task(bus.publish("s1", _event(1)))
+        assert await _until(lambda: last_seq() == 2)
+        others = [asyncio.create_task(bus.publish("s1", _event(i))) for i in (2, 3)]
+        assert await _until(lambda: last_seq() == 4)
+        reader.cancel()  # it is waiting in the read of the first reply
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        gate.open.set()
+        assert [(await task).seq for task in others] == [3, 4]
+        assert (await bus.publish("s1", _event(4))).seq == 5
+        assert await _messages(bus, "s1") == ["0", "1", "2", "3", "4"]
+    finally:
+        gate.open.set()
+        await client.aclose()
+        await gate.close()
