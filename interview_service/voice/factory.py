@@ -12,6 +12,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Histogram
 
 from interview_service.conversation_seam import InterviewPlan
+from interview_service.voice.blas_threads import one_blas_thread
 from interview_service.voice.decide import (
     EndOfTurn,
     LanguageModelJudge,
@@ -151,6 +152,7 @@ def assemble_stack(
         if histogram is not None:
             histogram.labels(stage=stage).observe(seconds)
 
+    one_blas_thread()  # the features' small products: one thread, no spinning
     end_of_turn, model = end_of_turn_judge(settings)
     vad = SileroVad
 

@@ -62,16 +62,18 @@ class SileroVad:
     def reset(self) -> None:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
-        self._context = np.zeros(VAD_CONTEXT, dtype=np.float32)
+        # the model's input, reused: the previous chunk's last 64 samples, then the chunk
+        self._window = np.zeros((1, VAD_CONTEXT + VAD_CHUNK), dtype=np.float32)
 
     def probability(self, chunk: np.ndarray) -> float:
         if chunk.shape != (VAD_CHUNK,):
             raise ValueError(f"VAD chunks are {VAD_CHUNK} samples at 16 kHz")
-        window = np.concatenate([self._context, chunk.astype(np.float32)])[None, :]
+        window = self._window
+        window[0, VAD_CONTEXT:] = chunk
         prob, self._h, self._c = self._session.run(
             None, {"input": window, "h": self._h, "c": self._c}
         )
-        self._context = chunk[-VAD_CONTEXT:].astype(np.float32)
+        window[0, :VAD_CONTEXT] = window[0, -VAD_CONTEXT:]
         return float(np.asarray(prob).reshape(-1)[0])
 
 

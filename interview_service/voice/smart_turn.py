@@ -3,8 +3,9 @@
 The ONNX model (BSD-2-Clause, Daily) ships inside the ``pipecat-ai`` wheel; it is read
 from that package's data directory, never downloaded, and ``pipecat`` itself is never
 imported. Its input is the last 8 s of 16 kHz speech as Whisper log-mel features (80
-bins, 10 ms hop, the waveform normalised first): faster-whisper's own feature extractor
-computes them. Its output is the probability that the turn is complete.
+bins, 10 ms hop, the waveform normalised first), as faster-whisper's feature extractor
+computes them (:mod:`.log_mel`: the same numbers for less). Its output is the
+probability that the turn is complete.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from interview_service.voice.log_mel import LogMel
 
 MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 WINDOW_S = 8
@@ -44,7 +47,6 @@ class SmartTurn:
 
     def __init__(self, path: Path | None = None) -> None:
         import onnxruntime
-        from faster_whisper.feature_extractor import FeatureExtractor
 
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
@@ -53,16 +55,17 @@ class SmartTurn:
         self._session = onnxruntime.InferenceSession(
             str(path or bundled_model()), providers=["CPUExecutionProvider"], sess_options=options
         )
-        self._features = FeatureExtractor(feature_size=80, chunk_length=WINDOW_S)
+        self._features = LogMel(WINDOW)
         self._window = np.zeros(WINDOW, dtype=np.float32)
 
     def complete_probability(self, speech: np.ndarray) -> float:
         """P(the turn is over) for 16 kHz mono float32 speech ending now."""
         window = self._window
         tail = speech[-WINDOW:]
-        window[: WINDOW - len(tail)] = 0.0  # shorter speech: silence before it
-        window[WINDOW - len(tail) :] = tail
+        lead = WINDOW - len(tail)
+        window[:lead] = 0.0  # shorter speech: silence before it
+        window[lead:] = tail
         normalised = (window - window.mean()) / np.sqrt(window.var() + 1e-7)
-        mel = self._features(normalised, padding=0)[:, : WINDOW // 160]
-        (probability,) = self._session.run(None, {"input_features": mel[None].astype(np.float32)})
+        mel = self._features(normalised, lead=lead)
+        (probability,) = self._session.run(None, {"input_features": mel[None]})
         return float(np.asarray(probability).reshape(-1)[0])
