@@ -37,6 +37,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from backend.app.ws_protocol import UVICORN_WS
 from bench import gc_probe
 
 Pause = gc_probe.Pause
@@ -96,7 +97,7 @@ def targets(which: list[str]) -> list[Target]:
                 "--port",
                 str(port),
                 "--ws",
-                "websockets-sansio",
+                UVICORN_WS,  # the service's, as cli.py and systemd run it
                 "--log-level",
                 "warning",
                 "--no-access-log",

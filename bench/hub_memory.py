@@ -27,6 +27,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from backend.app.ws_protocol import UVICORN_WS
+
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -149,8 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, default=1, help="traceback frames kept")
     parser.add_argument(
         "--ws",
-        default="websockets-sansio",
-        help="uvicorn's WebSocket protocol: websockets-sansio (the service's), websockets, wsproto",
+        default=UVICORN_WS,
+        help="uvicorn's WebSocket protocol: the service's (default), websockets-sansio, "
+        "websockets, wsproto",
     )
     args = parser.parse_args(argv)
     asyncio.run(measure(args))
