@@ -37,7 +37,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from backend.app.ws_protocol import UVICORN_WS
+from backend.app.lean_ws_protocol import UVICORN_WS
 from bench import gc_probe
 
 Pause = gc_probe.Pause

@@ -28,7 +28,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from backend.app.ws_protocol import UVICORN_WS
+from backend.app.lean_ws_protocol import UVICORN_WS
 from bench import alloc_stats
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")

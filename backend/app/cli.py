@@ -25,7 +25,7 @@ from backend.core.settings import SettingsError
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.app.ws_protocol import UVICORN_WS
+    from backend.app.lean_ws_protocol import UVICORN_WS
     from backend.core.logs import configure_logging
 
     configure_logging(settings)

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
+from backend.app.lean_ws_protocol import UVICORN_WS
 from backend.app.main import create_app
 from backend.app.settings import Settings
 from backend.app.state import AppState
-from backend.app.ws_protocol import UVICORN_WS
 from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 

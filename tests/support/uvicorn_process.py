@@ -13,7 +13,7 @@ from typing import IO
 
 import httpx
 
-from backend.app.ws_protocol import UVICORN_WS
+from backend.app.lean_ws_protocol import UVICORN_WS
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
+from backend.app.lean_ws_protocol import LeanWebSocketProtocol, _Flag, _Inbox
 from backend.app.settings import Settings
-from backend.app.ws_protocol import StatusSocketProtocol, _Flag, _Inbox
 from tests.support.live_server import live_server
 from tests.support.ws_client import Client
 
@@ -28,7 +28,9 @@ async def test_an_idle_socket_keeps_neither_its_handshake_nor_asyncio_queues(
         await client.recv()  # connected
         await client.recv()  # snapshot
         (protocol,) = [
-            p for p in server.server.server_state.connections if isinstance(p, StatusSocketProtocol)
+            p
+            for p in server.server.server_state.connections
+            if isinstance(p, LeanWebSocketProtocol)
         ]
         assert not hasattr(protocol, "request")
         assert not hasattr(protocol, "response")

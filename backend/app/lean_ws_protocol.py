@@ -15,7 +15,8 @@ docs/benchmarks.md, "Idle memory in memory mode"), that object kept:
 This subclass changes only those: a one-consumer inbox, a flag whose waiters exist only
 while the transport is paused, and the handshake dropped once answered. Everything else
 (framing, keep-alive pings, closing) is uvicorn's. The hub's tests run every WebSocket
-through it (``tests/support``); pass :data:`UVICORN_WS` as uvicorn's ``ws``.
+through it (``tests/support``); pass :data:`UVICORN_WS` as uvicorn's ``ws``, or
+subclass it for a protocol that changes more (its state is what uvicorn's was).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent
 
-UVICORN_WS = "backend.app.ws_protocol:StatusSocketProtocol"
+UVICORN_WS = "backend.app.lean_ws_protocol:LeanWebSocketProtocol"
 
 
-class StatusSocketProtocol(WebSocketsSansIOProtocol):
+class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn calls put_nowait, get and empty on its queue; set, clear and wait on
