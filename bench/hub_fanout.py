@@ -37,7 +37,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from backend.app.lean_ws_protocol import UVICORN_WS
+from backend.app.ws_protocol import WS_PROTOCOL
 from bench import gc_probe
 
 Pause = gc_probe.Pause
@@ -97,7 +97,7 @@ def targets(which: list[str]) -> list[Target]:
                 "--port",
                 str(port),
                 "--ws",
-                UVICORN_WS,  # the service's, as cli.py and systemd run it
+                WS_PROTOCOL,
                 "--log-level",
                 "warning",
                 "--no-access-log",
@@ -440,9 +440,12 @@ def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30)
     raise RuntimeError("server did not start")
 
 
-def _profile(target: Target, pid: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    """py-spy on the server while events are published (not while sockets connect)."""
-    out = f"{args.profile}-{target.name}.txt"
+def _profile(
+    target: Target, pid: int, args: argparse.Namespace, what: str = ""
+) -> subprocess.Popen[bytes]:
+    """py-spy on the server while events are published (not while sockets connect), or
+    during a reconnect storm (``what``: "storm", in the file's name)."""
+    out = f"{args.profile}-{what + '-' if what else ''}{target.name}.txt"
     command = ["py-spy", "record", "--nonblocking", "--rate", "200", "--format", "raw"]
     command += ["--pid", str(pid), "-o", out]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -771,6 +774,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         for process in processes:
             process.start()
         time.sleep(3.0)  # the workers import and wait
+        spy = _profile(target, server.pid, args, "storm") if args.profile else None
         cpu_before = _cpu_s(server.pid)
         window_start = time.monotonic()
         begin = time.time() + 1.0
@@ -778,6 +782,9 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
             start_at.put(begin)
         replies = [results.get(timeout=300) for _ in processes]
         cpu = _cpu_s(server.pid) - cpu_before
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+            spy.wait(timeout=60)
         window_end = time.monotonic()
         pauses = _server_pauses(server, gc_out) if gc_out else []
         for process in processes:
@@ -981,7 +988,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile",
         metavar="PREFIX",
-        help="sample each server with py-spy while events are published (run under "
+        help="sample each server with py-spy while events are published or during the "
+        "storm (run under "
         "`uv run --with py-spy`); collapsed stacks go to PREFIX-<target>.txt",
     )
     args = parser.parse_args(argv)

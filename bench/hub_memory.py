@@ -28,7 +28,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from backend.app.lean_ws_protocol import UVICORN_WS
+from backend.app.ws_protocol import WS_PROTOCOL
 from bench import alloc_stats
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, default=1, help="traceback frames kept")
     parser.add_argument(
         "--ws",
-        default=UVICORN_WS,
+        default=WS_PROTOCOL,
         help="uvicorn's WebSocket protocol: the service's (default), websockets-sansio, "
         "websockets, wsproto",
     )

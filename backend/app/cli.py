@@ -25,7 +25,7 @@ from backend.core.settings import SettingsError
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.app.lean_ws_protocol import UVICORN_WS
+    from backend.app.ws_protocol import WS_PROTOCOL
     from backend.core.logs import configure_logging
 
     configure_logging(settings)
@@ -38,7 +38,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
-        ws=UVICORN_WS,
+        ws=WS_PROTOCOL,  # uvicorn's sans-I/O protocol, a batch in one write
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_ping_interval_s,
         ws_ping_timeout=settings.ws_ping_timeout_s,

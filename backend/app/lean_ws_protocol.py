@@ -15,8 +15,8 @@ docs/benchmarks.md, "Idle memory in memory mode"), that object kept:
 This subclass changes only those: a one-consumer inbox, a flag whose waiters exist only
 while the transport is paused, and the handshake dropped once answered. Everything else
 (framing, keep-alive pings, closing) is uvicorn's. The hub's tests run every WebSocket
-through it (``tests/support``); pass :data:`UVICORN_WS` as uvicorn's ``ws``, or
-subclass it for a protocol that changes more (its state is what uvicorn's was).
+through it: the service's protocol, :class:`backend.app.ws_protocol.FramesProtocol`,
+is its subclass.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent
-
-UVICORN_WS = "backend.app.lean_ws_protocol:LeanWebSocketProtocol"
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):

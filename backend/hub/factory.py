@@ -10,6 +10,7 @@ from backend.core.health import HealthChecks
 from backend.core.metrics import Metrics
 from backend.core.storage import Store
 from backend.hub.bus import EventBus
+from backend.hub.gc_bursts import CollectorBursts
 from backend.hub.hub import Hub
 from backend.hub.hub_metrics import HubMetrics
 from backend.hub.sessions import Sessions
@@ -65,6 +66,9 @@ async def open_hub(
         history=bus.history,
         ttl_s=settings.hub_session_ttl_s,
     )
+    if settings.hub_gc_thresholds is not None:
+        gc.set_threshold(*settings.hub_gc_thresholds)
+    bursts = CollectorBursts(gc.get_threshold()) if settings.hub_gc_bursts else None
     hub = Hub(
         bus,
         store,
@@ -72,14 +76,13 @@ async def open_hub(
         hub_metrics,
         queue_messages=settings.hub_queue_messages,
         queue_bytes=settings.hub_queue_bytes,
+        gc_bursts=bursts,
     )
     await hub.start()
     if bus.name != "memory":
         health.register("hub_listener", bus.ping)
     if settings.hub_gc_freeze:
         freeze_startup_heap()
-    if settings.hub_gc_thresholds is not None:
-        gc.set_threshold(*settings.hub_gc_thresholds)
     try:
         yield hub, sessions
     finally:

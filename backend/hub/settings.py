@@ -18,3 +18,7 @@ class HubSettings(CoreSettings):
     hub_gc_freeze: bool = True
     # gc.set_threshold(gen0, gen1, gen2) when the hub starts; empty: Python's (700, 10, 10).
     hub_gc_thresholds: tuple[int, int, int] | None = None
+    # While connections open at 100 a second or more (a reconnect storm), full
+    # collections need 100 younger ones instead of 10; the thresholds are put back
+    # 30 quiet seconds later (backend/hub/gc_bursts.py, docs/benchmarks.md round 4).
+    hub_gc_bursts: bool = True

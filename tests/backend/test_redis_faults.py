@@ -515,3 +515,32 @@ async def test_store_failure_mid_resume_closes_with_1013(private_redis: RedisSer
             await back.close()
     finally:
         service.stop()
+
+
+async def test_greetings_of_a_storm_close_with_1013_while_redis_stalls(
+    private_redis: RedisServer,
+) -> None:
+    """Greetings written together (their membership records in one batch) still fail one
+    by one when the store times out: each client is told to resume (1013), and does."""
+    service = ServiceProcess({"REDIS_URL": private_redis.url, "RATE_LIMITS_ENABLED": "false"})
+    service.start(timeout_s=START_TIMEOUT_S)
+    try:
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as http:
+            for _ in range(3):
+                await http.post("/api/sessions/stall-1/events", json=_EVENT)
+        await asyncio.to_thread(private_redis.pause)
+        try:
+            clients = await asyncio.gather(
+                *(Client.open(f"{service.ws_url}/ws/stall-1?last_seq=1") for _ in range(12))
+            )
+            codes = await asyncio.gather(*(c.closed_with(timeout=30) for c in clients))
+        finally:
+            await asyncio.to_thread(private_redis.resume)
+        assert codes == [1013] * len(clients)
+        await _wait_ready([service.base_url], time.monotonic())
+        back = await Client.open(f"{service.ws_url}/ws/stall-1?last_seq=1")
+        assert (await back.recv_until("snapshot"))[-1]["recovered"] is True
+        assert [event["seq"] for event in await back.events(2)] == [2, 3]
+        await back.close()
+    finally:
+        service.stop()

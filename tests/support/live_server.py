@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator
 
 import uvicorn
 
-from backend.app.lean_ws_protocol import UVICORN_WS
 from backend.app.main import create_app
 from backend.app.settings import Settings
 from backend.app.state import AppState
+from backend.app.ws_protocol import WS_PROTOCOL
 from backend.pipeline.settings import PipelineSettings
 from tests.support.ports import free_port
 
@@ -26,7 +26,7 @@ class LiveServer:
         self.port = free_port()
         self.app = create_app(settings, pipeline)
         self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, ws=UVICORN_WS,
+            self.app, host="127.0.0.1", port=self.port, ws=WS_PROTOCOL,
             ws_max_size=settings.ws_max_frame_bytes, log_config=None, lifespan="on",
             ws_ping_interval=settings.ws_ping_interval_s,
             ws_ping_timeout=settings.ws_ping_timeout_s,

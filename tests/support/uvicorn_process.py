@@ -13,7 +13,7 @@ from typing import IO
 
 import httpx
 
-from backend.app.lean_ws_protocol import UVICORN_WS
+from backend.app.ws_protocol import WS_PROTOCOL
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ class ServiceProcess:
         return [
             sys.executable, "-m", "uvicorn", "backend.app.main:app",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", UVICORN_WS, "--ws-max-size", "65536",
+            "--ws", WS_PROTOCOL, "--ws-max-size", "65536",
             "--timeout-graceful-shutdown", str(int(self.grace_s)),
             *self.extra_args,
         ]  # fmt: skip

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from backend.app.deps import caller_ip, get_app_state, websocket_principal
 from backend.app.middleware import request_id
+from backend.app.ws_protocol import SEND_TEXTS
 from backend.core.auth import Principal
 from backend.core.errors import (
     DomainError,
@@ -80,6 +81,26 @@ class WebSocketTransport:
                 await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
+class FramesTransport(WebSocketTransport):
+    """Under the service's uvicorn protocol (``ws_protocol.py``): a batch is one ASGI
+    message, written with one ``transport.write`` from frames encoded once per event."""
+
+    __slots__ = ()
+
+    async def send_text(self, text: str) -> None:
+        await self._send({"type": SEND_TEXTS, "texts": [text]})
+
+    async def send_texts(self, texts: list[str]) -> None:
+        await self._send({"type": SEND_TEXTS, "texts": texts})
+
+
+def websocket_transport(scope: Scope, send: Send) -> WebSocketTransport:
+    """The fast path where the server offers it; any other server as ASGI has it."""
+    if SEND_TEXTS in (scope.get("extensions") or {}):
+        return FramesTransport(send)
+    return WebSocketTransport(send)
+
+
 def status_socket_path(scope: Scope) -> tuple[bool, str | None]:
     """Whether a WebSocket scope is the status socket's, and the session in its path."""
     path: str = scope["path"]
@@ -119,7 +140,7 @@ async def _admit(
     params = connection.query_params
     session_id = path_session or params.get("session_id") or None
     await send({"type": "websocket.accept"})
-    transport = WebSocketTransport(send)
+    transport = websocket_transport(connection.scope, send)
     # A bad resume point is bad input like any other: an error reply, then a fresh
     # snapshot (recovered: false), and the connection stays.
     try:

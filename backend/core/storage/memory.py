@@ -85,6 +85,18 @@ class MemoryStore:
     async def members(self, key: str) -> set[str]:
         return set(self._sets.get(key, ())) if self._alive(key) else set()
 
+    async def update_sets(
+        self,
+        added: list[tuple[str, str]],
+        deleted: list[str],
+        *,
+        ttl_s: float | None = None,
+    ) -> None:
+        for key, member in added:
+            await self.add_members(key, member, ttl_s=ttl_s)
+        for key in deleted:
+            await self.delete(key)
+
     async def ping(self) -> None:
         return None
 

@@ -106,6 +106,31 @@ class RedisStore:
         raw: Any = await self._call(lambda: self.client.smembers(self.key(key)))
         return {m.decode() if isinstance(m, bytes) else str(m) for m in raw}
 
+    async def update_sets(
+        self,
+        added: list[tuple[str, str]],
+        deleted: list[str],
+        *,
+        ttl_s: float | None = None,
+    ) -> None:
+        if not added and not deleted:
+            return
+        ttl_ms = _ms(ttl_s)
+
+        async def update() -> None:
+            # One transaction: a key is never left without its TTL, and redis-py's cost
+            # per call (a pooled connection, the command's checks) is paid once.
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key, member in added:
+                    pipe.sadd(self.key(key), member)
+                    if ttl_ms is not None:
+                        pipe.pexpire(self.key(key), ttl_ms)
+                if deleted:
+                    pipe.delete(*(self.key(key) for key in deleted))
+                await pipe.execute()
+
+        await self._call(update)  # idempotent: SADD, PEXPIRE and DEL may run twice
+
     async def ping(self) -> None:
         await self._call(self.client.ping)
 

@@ -49,6 +49,17 @@ class Store(Protocol):
 
     async def members(self, key: str) -> set[str]: ...
 
+    async def update_sets(
+        self,
+        added: list[tuple[str, str]],
+        deleted: list[str],
+        *,
+        ttl_s: float | None = None,
+    ) -> None:
+        """``add_members(key, member, ttl_s=ttl_s)`` for each pair of ``added``, then
+        ``delete`` each key of ``deleted``, in one round trip (many callers' writes)."""
+        ...
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers."""
         ...

@@ -74,6 +74,19 @@ async def test_sets_add_remove_and_expire(store: Store) -> None:
     assert await store.members("rooms") == set()
 
 
+async def test_update_sets_adds_with_a_ttl_then_deletes_in_one_call(store: Store) -> None:
+    await store.add_members("conn:1", "old")
+    await store.update_sets(
+        [("conn:2", "r1"), ("conn:2", "r2"), ("conn:3", "r1")], ["conn:1"], ttl_s=60
+    )
+    assert await store.members("conn:2") == {"r1", "r2"}
+    assert await store.members("conn:3") == {"r1"}
+    assert await store.members("conn:1") == set()
+    ttl = await store.ttl("conn:2")
+    assert ttl is not None
+    assert 0 < ttl <= 60
+
+
 async def test_ping_answers(store: Store) -> None:
     await store.ping()
 
