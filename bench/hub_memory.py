@@ -4,6 +4,7 @@
     uv run python -m bench.hub_memory --redis               # with Redis (BENCH_REDIS_URL)
     uv run python -m bench.hub_memory --connections 500 --top 25
     uv run python -m bench.hub_memory --ws wsproto          # another uvicorn WebSocket protocol
+    uv run python -m bench.hub_memory --allocator           # live vs freed-but-kept bytes
 
 The service runs in this process under tracemalloc; a subprocess opens the connections
 (so none of the client's allocations are counted) and holds them. It prints the traced
@@ -26,6 +27,9 @@ import socket
 import tracemalloc
 from pathlib import Path
 from typing import Any
+
+from backend.app.ws_protocol import WS_PROTOCOL
+from bench import alloc_stats
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -96,24 +100,48 @@ async def measure(args: argparse.Namespace) -> None:
     await asyncio.to_thread(warm_ready.wait, 120)
     gc.collect()
     tracked_before = _tracked()
-    tracemalloc.start(args.depth)
-    before, rss_before = tracemalloc.take_snapshot(), _rss_kib()
+    allocated = alloc_stats.snapshot()
+    if not args.allocator:
+        tracemalloc.start(args.depth)
+    before = tracemalloc.take_snapshot() if not args.allocator else None
+    rss_before = _rss_kib()
     ready, stop = ctx.Event(), ctx.Event()
     clients = ctx.Process(target=_clients, args=(port, args.connections, ready, stop))
     clients.start()
     await asyncio.to_thread(ready.wait, 600)
     await asyncio.sleep(1.0)
     gc.collect()
-    after, rss_after = tracemalloc.take_snapshot(), _rss_kib()
+    after = tracemalloc.take_snapshot() if before is not None else None
+    rss_after = _rss_kib()
     tracemalloc.stop()
     tracked = _tracked()
+    tracked.subtract(tracked_before)
+    n = args.connections
+    print(f"\n{n} idle connections ({'Redis' if args.redis else 'memory'} bus)")
+    if before is None or after is None:  # no trace: its bookkeeping would be most of the RSS
+        alloc_stats.report(allocated, alloc_stats.snapshot(), n)
+    else:
+        _report_trace(before, after, tracked, rss_after - rss_before, args)
+    stop.set()
+    warm_stop.set()
+    await asyncio.to_thread(clients.join, 60)
+    await asyncio.to_thread(warm.join, 60)
+    server.should_exit = True
+    await serving
+
+
+def _report_trace(
+    before: tracemalloc.Snapshot,
+    after: tracemalloc.Snapshot,
+    tracked: collections.Counter[str],
+    rss_kib: int,
+    args: argparse.Namespace,
+) -> None:
     n = args.connections
     by_file = after.compare_to(before, "filename")
     total = sum(stat.size_diff for stat in by_file)
-    print(f"\n{n} idle connections ({'Redis' if args.redis else 'memory'} bus)")
     print(f"traced: {total / n / 1024:.1f} KiB per connection")
-    print(f"RSS:    {(rss_after - rss_before) / n:.1f} KiB per connection")
-    tracked.subtract(tracked_before)
+    print(f"RSS:    {rss_kib / n:.1f} KiB per connection")
     print(f"GC-tracked objects: {tracked.total() / n:.1f} per connection\n")
     print("by file (bytes per connection):")
     for stat in by_file[: args.top]:
@@ -127,12 +155,6 @@ async def measure(args: argparse.Namespace) -> None:
     print("\nGC-tracked objects per connection, by type:")
     for name, count in tracked.most_common(args.top):
         print(f"  {count / n:8.2f}  {name}")
-    stop.set()
-    warm_stop.set()
-    await asyncio.to_thread(clients.join, 60)
-    await asyncio.to_thread(warm.join, 60)
-    server.should_exit = True
-    await serving
 
 
 def _tracked() -> collections.Counter[str]:
@@ -146,11 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--redis", action="store_true", help="the Redis bus (BENCH_REDIS_URL)")
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument(
+        "--allocator",
+        action="store_true",
+        help="no tracemalloc: pymalloc's and glibc's bytes in use and free, and RSS",
+    )
     parser.add_argument("--depth", type=int, default=1, help="traceback frames kept")
     parser.add_argument(
         "--ws",
-        default="websockets-sansio",
-        help="uvicorn's WebSocket protocol: websockets-sansio (the service's), websockets, wsproto",
+        default=WS_PROTOCOL,
+        help="uvicorn's WebSocket protocol: the service's (default), websockets-sansio, "
+        "websockets, wsproto",
     )
     args = parser.parse_args(argv)
     asyncio.run(measure(args))

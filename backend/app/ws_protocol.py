@@ -4,7 +4,8 @@ ASGI carries one message per ``send``; for each, uvicorn's protocol frames the t
 websockets and writes it on its own, so a status event cost every member of its room an
 ASGI send chain, the framing of the same text again, and one ``transport.write``
 (docs/benchmarks.md, "One frame per event"). This subclass of uvicorn's sans-I/O
-protocol advertises the ASGI server extension :data:`SEND_TEXTS` in
+protocol (through :mod:`backend.app.lean_ws_protocol`, which holds less per idle
+connection) advertises the ASGI server extension :data:`SEND_TEXTS` in
 ``scope["extensions"]`` and accepts one more message type,
 ``{"type": SEND_TEXTS, "texts": [...]}``: the texts, in order, as frames the process
 encoded once (:class:`~backend.app.ws_frames.FrameCache`), written together.
@@ -26,10 +27,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 from websockets.protocol import State
 
+from backend.app.lean_ws_protocol import LeanWebSocketProtocol
 from backend.app.ws_frames import FrameCache
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ SEND_TEXTS = "pipeline.websocket.send_texts"
 WRITE_CHUNK_BYTES = 64 * 1024
 
 
-class FramesProtocol(WebSocketsSansIOProtocol):
+class FramesProtocol(LeanWebSocketProtocol):
     # One per process, shared by every connection: that is the point (bounded).
     frame_cache = FrameCache()
 
