@@ -136,6 +136,29 @@ class _ReplyGate:
         writer.close()
 
 
+@contextlib.asynccontextmanager
+async def _gated_bus(
+    private_redis: RedisServer,
+) -> AsyncIterator[tuple[_ReplyGate, RedisBus, Callable[[], int]]]:
+    """A publish-only bus that reaches Redis through a :class:`_ReplyGate`, and the
+    session ``s1``'s last sequence number as Redis holds it."""
+    gate = _ReplyGate(private_redis.port)
+    client = open_pool(await gate.start(), max_connections=16)
+    bus = RedisBus(
+        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
+    )
+
+    def last_seq() -> int:
+        return int(private_redis.command("GET", "t:hub:{s1}:seq") or 0)
+
+    try:
+        yield gate, bus, last_seq
+    finally:
+        gate.open.set()
+        await client.aclose()
+        await gate.close()
+
+
 async def _until(check: Callable[[], bool]) -> bool:
     for _ in range(500):  # bounded: 5 s
         if check():
@@ -147,16 +170,7 @@ async def _until(check: Callable[[], bool]) -> bool:
 async def test_a_publish_goes_to_redis_while_the_reply_before_it_is_still_on_its_way(
     private_redis: RedisServer,
 ) -> None:
-    gate = _ReplyGate(private_redis.port)
-    client = open_pool(await gate.start(), max_connections=16)
-    bus = RedisBus(
-        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
-    )
-
-    def last_seq() -> int:
-        return int(private_redis.command("GET", "t:hub:{s1}:seq") or 0)
-
-    try:
+    async with _gated_bus(private_redis) as (gate, bus, last_seq):
         await bus.publish("s1", _event(0))
         gate.open.clear()  # Redis's replies are held back from here on
         first = asyncio.create_task(bus.publish("s1", _event(1)))
@@ -169,10 +183,6 @@ async def test_a_publish_goes_to_redis_while_the_reply_before_it_is_still_on_its
         gate.open.set()
         assert [(await first).seq, (await second).seq] == [2, 3]
         assert await _messages(bus, "s1") == ["0", "1", "2"]
-    finally:
-        gate.open.set()
-        await client.aclose()
-        await gate.close()
 
 
 async def test_a_publisher_cancelled_while_reading_replies_shifts_no_one_elses(
@@ -181,16 +191,7 @@ async def test_a_publisher_cancelled_while_reading_replies_shifts_no_one_elses(
     """The caller reading the replies is cancelled mid-read (its client went away): its
     event stays published, and every other caller still gets its own reply, not the next
     one's; the connection goes on serving publishes."""
-    gate = _ReplyGate(private_redis.port)
-    client = open_pool(await gate.start(), max_connections=16)
-    bus = RedisBus(
-        client, prefix="t:", history_size=1000, ttl_s=600, metrics=HubMetrics(CollectorRegistry())
-    )
-
-    def last_seq() -> int:
-        return int(private_redis.command("GET", "t:hub:{s1}:seq") or 0)
-
-    try:
+    async with _gated_bus(private_redis) as (gate, bus, last_seq):
         await bus.publish("s1", _event(0))
         gate.open.clear()
         reader = asyncio.create_task(bus.publish("s1", _event(1)))
@@ -204,7 +205,3 @@ async def test_a_publisher_cancelled_while_reading_replies_shifts_no_one_elses(
         assert [(await task).seq for task in others] == [3, 4]
         assert (await bus.publish("s1", _event(4))).seq == 5
         assert await _messages(bus, "s1") == ["0", "1", "2", "3", "4"]
-    finally:
-        gate.open.set()
-        await client.aclose()
-        await gate.close()
