@@ -20,12 +20,7 @@ import av
 import structlog
 
 from backend.core.errors import Conflict, InvalidInput
-from interview_service.conversation_seam import (
-    SAMPLE_RATE_IN,
-    SAMPLE_RATE_OUT,
-    Conversation,
-    WireEvent,
-)
+from interview_service.conversation_seam import SAMPLE_RATE_IN, Conversation, WireEvent
 from interview_service.peer import Peer, PeerOptions
 from interview_service.recording import Recorder, TappedSource
 from interview_service.records import (
@@ -154,9 +149,9 @@ class Call:
         old, self.peer = self.peer, None
         if old is not None:
             await old.close()
-        # The candidate's voice decoded at the listener's rate; a recording keeps it
-        # at full band (the listener then resamples).
-        rate = SAMPLE_RATE_OUT if self.recorder is not None else SAMPLE_RATE_IN
+        # The candidate's voice decoded at the listener's rate, on the loop. A recorded
+        # call keeps aiortc's full-band decode: the recording gets what it always did.
+        rate = SAMPLE_RATE_IN if self.recorder is None else None
         options = dataclasses.replace(self._peer_options(), decode_rate=rate)
         self.peer = Peer(options, self._outbound, self)
         return self.peer
