@@ -47,6 +47,11 @@ class Transport(Protocol):
         """Several messages, in order (one write where the transport can)."""
         ...
 
+    def write_now(self, text: str) -> bool:
+        """Write one message at once, without waiting, if the transport can take it now
+        (not paused, open); False, having written nothing, otherwise."""
+        ...
+
     async def close(self, code: int, reason: str) -> None: ...
 
 
@@ -139,6 +144,13 @@ class Connection:
         """Run the connection's one writer: ``write(self)`` sends what ``take`` gives and
         awaits ``wait()`` when there is nothing, until the connection fails."""
         self._writer = asyncio.get_running_loop().create_task(write(self))
+
+    @property
+    def idle(self) -> bool:
+        """The writer waits with nothing queued and nothing in flight (no send, snapshot or
+        fill under way): a message written now by someone else cannot overtake one of its."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._items
 
     def wait(self) -> asyncio.Future[None]:
         """For the writer: done when something is queued or the connection failed."""

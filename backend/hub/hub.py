@@ -235,9 +235,14 @@ class Hub:
     # -- live traffic from the bus -----------------------------------------------------
     def on_event(self, event: Published) -> None:
         self._reads.invalidate(event.session_id)  # a read started before may lack it
+        written = 0
         for conn in tuple(self._rooms.get(event.session_id, ())):
-            if not conn.offer(event):
+            if self._write_now(conn, event):
+                written += 1
+            elif not conn.offer(event):
                 self._metrics.slow_closes.inc()
+        if written:
+            self._count(written, event.published_at)
         for queue in tuple(self._watchers.get(event.session_id, ())):
             with contextlib.suppress(asyncio.QueueFull):  # the fan-out catches up by cursor
                 queue.put_nowait(event)
@@ -300,6 +305,31 @@ class Hub:
         except Exception as exc:
             log.warning("hub_writer_failed", connection_id=conn.id, error=repr(exc)[:300])
             conn.fail_after(exc)
+
+    def _write_now(self, conn: Connection, event: Published) -> bool:
+        """Write ``event`` straight to the socket, from the fan-out, when nothing can be
+        ahead of it: the writer idle (nothing queued, no send, snapshot or fill in flight),
+        the event the very next one the client needs, and the transport taking a write at
+        once (not paused: flow control and the 4008 bound stay the queue's). Anything else
+        takes the queue, where the writer decides. No task is woken and nothing is kept:
+        the wake-up and the objects a queued delivery costs every member."""
+        if not conn.idle:
+            return False
+        cursor = conn.cursors.get(event.session_id)
+        if (
+            cursor is None
+            or not event.text
+            or event.epoch != cursor.epoch
+            or event.seq != cursor.seq + 1
+        ):
+            return False
+        try:
+            if not conn.transport.write_now(event.text):
+                return False
+        except Exception:  # nothing written: the writer meets the same error and fails it
+            return False
+        cursor.seq = event.seq
+        return True
 
     def _admit(self, conn: Connection, event: Published) -> bool:
         """True (and the cursor moved) when ``event`` is the next one this client needs."""
