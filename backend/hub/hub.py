@@ -325,32 +325,22 @@ class Hub:
         if not conn.idle:
             return False
         cursor = conn.cursors.get(event.session_id)
-        if (
-            cursor is None
-            or not event.text
-            or event.epoch != cursor.epoch
-            or event.seq != cursor.seq + 1
-        ):
+        if cursor is None or not _is_next(cursor, event):
             return False
         try:
             if not conn.transport.write_now(event.text):
                 return False
         except Exception:  # nothing written: the writer meets the same error and fails it
             return False
-        cursor.seq = event.seq
+        cursor.epoch, cursor.seq = event.epoch, event.seq
         return True
 
     def _admit(self, conn: Connection, event: Published) -> bool:
         """True (and the cursor moved) when ``event`` is the next one this client needs."""
         cursor = conn.cursors.get(event.session_id)
-        if (
-            cursor is None
-            or not event.text
-            or event.epoch != cursor.epoch
-            or event.seq != cursor.seq + 1
-        ):
+        if cursor is None or not _is_next(cursor, event):
             return False
-        cursor.seq = event.seq
+        cursor.epoch, cursor.seq = event.epoch, event.seq
         return True
 
     def _count(self, sent: int, oldest_published_at: float) -> None:
@@ -403,6 +393,19 @@ class Hub:
             self._metrics.resumes.labels(str(done.recovered).lower()).inc()
         if room in conn.cursors:  # not left while the history was read
             conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+
+
+def _is_next(cursor: Cursor, event: Published) -> bool:
+    """Whether ``event`` is the one the cursor needs next: the following seq of its epoch,
+    or the first event of a room it was shown empty (seq 0). The room's first event comes
+    with the store's real epoch, not the empty room's; admitting it needs no history,
+    where every member ran a fill of its own (a read shared, but a chain of waits per
+    member). A cursor still waiting for its snapshot (seq -1) admits nothing."""
+    return (
+        bool(event.text)
+        and event.seq == cursor.seq + 1
+        and (event.epoch == cursor.epoch or event.seq == 1)
+    )
 
 
 def _resume_point(conn: Connection, room: str) -> tuple[int | None, str | None]:
