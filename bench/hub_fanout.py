@@ -592,9 +592,11 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         rss_idle = _rss_kib(server.pid)
         full_gc = _full_collection(server, gc_out) if gc_out else {}
         spy = _profile(target, server.pid, args) if args.profile else None
-        window_start = time.monotonic()
         workers.go.set()
         pids = {"server": [server.pid], "subscribers": [p.pid for p in workers.processes]}
+        # Collections are counted from the end of the first step's warm-up, as latency is:
+        # the warm-up's (a room's first event, the fills) are not the steady state's.
+        window_start = time.monotonic() + args.warmup
         sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, pids))
         busy = [dict(used) for used in cpu]  # while publishing, before the drain
         if spy is not None:
@@ -1023,7 +1025,8 @@ def main(argv: list[str] | None = None) -> None:
         "--gc",
         action="store_true",
         help="time every garbage collection in the server and the subscriber processes "
-        "while events are published (bench.gc_probe) and print them per generation",
+        "while events are published, after the warm-up (bench.gc_probe), and print them "
+        "per generation",
     )
     parser.add_argument(
         "--stages",

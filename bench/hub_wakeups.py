@@ -69,6 +69,9 @@ class _Transport:
         for text in texts:
             await self._send({"type": "websocket.send", "text": text})
 
+    def write_now(self, text: str) -> bool:
+        return False  # every delivery through the writer: the queue path's cost
+
     async def close(self, code: int, reason: str) -> None:
         return None
 

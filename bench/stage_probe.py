@@ -12,7 +12,8 @@ subscribers' clock: one machine):
 - ``listener``: the pub/sub message was read by the listener (``RedisBus._dispatch``),
 - ``dispatch``: ``Hub.on_event`` began (offered to every member's queue),
 - per delivery: ``writer`` (the member's writer admitted it: off its queue) and
-  ``sent`` (its ``send_texts`` returned: written to the socket).
+  ``sent`` (its ``send_texts`` returned: written to the socket); a delivery written
+  straight from the fan-out (``Hub._write_now``) gets both at the moment it was written.
 
 Nothing of this is in the service: it is a diagnostic of the benchmark, wrapped around
 the hub's methods here, so it costs production nothing (and costs the measured server
@@ -141,8 +142,20 @@ def install() -> None:
             pending.setdefault(id(conn.transport), []).append((event.session_id, event.seq))
         return admitted
 
+    write_now = hub.Hub._write_now
+
+    def timed_write_now(self: Any, conn: Any, event: Any) -> bool:
+        # Written straight from the fan-out: off the queue and on the socket at once.
+        written: bool = write_now(self, conn, event)
+        if written:
+            now = time.time()
+            _mark("writer", event.session_id, event.seq, now)
+            _mark("sent", event.session_id, event.seq, now)
+        return written
+
     hub.Hub.on_event = timed_on_event  # type: ignore[method-assign]
     hub.Hub._admit = timed_admit  # type: ignore[method-assign]
+    hub.Hub._write_now = timed_write_now  # type: ignore[method-assign]
 
     # The status socket's transports (a subclass writes frames of its own): each one's
     # own ``send_texts`` is wrapped; a delivery is marked when the first wrap returns.

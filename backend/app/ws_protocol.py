@@ -18,6 +18,16 @@ write once a close frame was sent or received. With permessage-deflate negotiate
 connection compresses with its own context: websockets frames the texts, still one
 write per batch.
 
+The extension's value carries one synchronous call, ``write_now(text) -> bool``: the
+text's frame written at once when nothing stands in the way (the transport is not
+paused, the socket is open and past the handshake, no close frame sent or received),
+False otherwise. The hub writes a live event with it straight from its fan-out when the
+connection's writer has nothing queued and nothing in flight (``Hub.on_event``), as
+``websockets.broadcast`` does: no ASGI message, no task woken. A paused transport
+refuses, so the event takes the queue and a client that stops reading is still closed
+with 4008; a write adds at most one frame past the buffer's high-water mark, after
+which asyncio pauses the protocol.
+
 Run the service with ``--ws backend.app.ws_protocol:FramesProtocol`` (:data:`WS_PROTOCOL`).
 """
 
@@ -49,7 +59,7 @@ class FramesProtocol(LeanWebSocketProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if not self.close_sent:  # upgraded; the app's task has not started yet
-            self.scope["extensions"][SEND_TEXTS] = {}
+            self.scope["extensions"][SEND_TEXTS] = {"write_now": self.write_now}
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == SEND_TEXTS:
@@ -64,6 +74,21 @@ class FramesProtocol(LeanWebSocketProtocol):
             self._check_open()
             data, start = self._chunk(texts, start)
             self.transport.write(data)
+
+    def write_now(self, text: str) -> bool:
+        """Write ``text``'s frame now if the socket takes a write at once; else False."""
+        if (
+            not self.writable.is_set()  # paused: the caller queues, flow control holds
+            or self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or self.conn.state is not State.OPEN
+        ):
+            return False
+        encode = self._own_frame if self.conn.extensions else self.frame_cache.frame
+        self.transport.write(encode(text))
+        return True
 
     def _check_open(self) -> None:
         """Raise as uvicorn's ``websocket.send`` would where it would not write."""

@@ -1,13 +1,18 @@
 """One client connection, whatever carries it: a bounded send queue and per-room cursors.
 
-The hub puts work on the queue without waiting; only the connection's writer sends, so a
-slow client never delays anyone else. A full queue marks the connection for closing with
+The hub puts work on the queue without waiting; only the connection's writer sends what
+is queued, and nothing waits on a client's socket but that writer, so a slow client never
+delays anyone else. A full queue marks the connection for closing with
 4008; the client resumes with ``last_seq``.
 
-A connection is held for hours by thousands at once, and woken by every event of its
-rooms, so it is small and its wake-ups allocate little: a plain list (the writer takes
-everything ready at once), slots, and one future that exists only while the writer
-waits. The writer is one task for the connection's life (started by ``start_writer``,
+A connection is held for hours by thousands at once, and reached by every event of its
+rooms, so it is small and its wake-ups allocate little: two plain lists that take turns
+(the writer takes everything ready at once; its last batch, emptied, is the next
+queue), slots, and one future that exists only while the writer waits. Most live
+events do not wake it at all: while it is :attr:`Connection.idle` the hub writes them
+straight to the transport (``Hub._write_now``, ``Transport.write_now``).
+
+The writer is one task for the connection's life (started by ``start_writer``,
 stopped by its owner). A writer started per wake-up instead left no task on an idle
 connection, but a room's event then made one task (six tracked objects) per member at
 once, and the young collections those bursts set off promoted them until full
@@ -47,6 +52,11 @@ class Transport(Protocol):
         """Several messages, in order (one write where the transport can)."""
         ...
 
+    def write_now(self, text: str) -> bool:
+        """Write one message at once, without waiting, if the transport can take it now
+        (not paused, open); False, having written nothing, otherwise."""
+        ...
+
     async def close(self, code: int, reason: str) -> None: ...
 
 
@@ -83,6 +93,7 @@ class Connection:
         "_max_bytes",
         "_max_messages",
         "_queued_bytes",
+        "_spare",
         "_waiter",
         "_writer",
         "close_code",
@@ -108,6 +119,9 @@ class Connection:
         self.transport = transport
         self.cursors: dict[str, Cursor] = {}
         self._items: list[QueueItem] = []
+        # The writer's last batch, emptied and reused as the queue at the next take: a
+        # queued delivery allocates no list (each one left the young generation to walk).
+        self._spare: list[QueueItem] = []
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._queued_bytes = 0
@@ -140,6 +154,13 @@ class Connection:
         awaits ``wait()`` when there is nothing, until the connection fails."""
         self._writer = asyncio.get_running_loop().create_task(write(self))
 
+    @property
+    def idle(self) -> bool:
+        """The writer waits with nothing queued and nothing in flight (no send, snapshot or
+        fill under way): a message written now by someone else cannot overtake one of its."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done() and not self._items
+
     def wait(self) -> asyncio.Future[None]:
         """For the writer: done when something is queued or the connection failed."""
         waiter = self._waiter = asyncio.get_running_loop().create_future()
@@ -152,7 +173,10 @@ class Connection:
         if not items or self.close_code is not None:
             return _NOTHING
         if len(items) <= BATCH:
-            batch, self._items = items, []
+            # The writer is done with the batch before this one: the queue from now on.
+            batch, self._items = items, self._spare
+            self._spare = batch
+            self._items.clear()
         else:
             batch = items[:BATCH]
             del items[:BATCH]

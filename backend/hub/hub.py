@@ -5,6 +5,14 @@ for each client frame, stops reading when the connection fails (``Connection.on_
 and calls :meth:`Hub.disconnect` at the end, which stops the connection's writer
 (:meth:`Hub._write`, started by :meth:`open`). The bus calls
 :meth:`on_event`/:meth:`on_message`.
+
+A live event goes to each member one of two ways. When the member's writer is idle (it
+waits with nothing queued and nothing in flight), the event is the very next one its
+cursor needs and its transport takes a write at once, :meth:`Hub._write_now` writes it
+from the fan-out itself, as ``websockets.broadcast`` does: no task woken, nothing
+allocated that outlives the call. Otherwise it is queued and the writer sends it in
+order with whatever else is there (replies, snapshots, fills), waiting on flow control;
+a full queue closes the connection with 4008.
 """
 
 from __future__ import annotations
@@ -235,9 +243,14 @@ class Hub:
     # -- live traffic from the bus -----------------------------------------------------
     def on_event(self, event: Published) -> None:
         self._reads.invalidate(event.session_id)  # a read started before may lack it
+        written = 0
         for conn in tuple(self._rooms.get(event.session_id, ())):
-            if not conn.offer(event):
+            if self._write_now(conn, event):
+                written += 1
+            elif not conn.offer(event):
                 self._metrics.slow_closes.inc()
+        if written:
+            self._count(written, event.published_at)
         for queue in tuple(self._watchers.get(event.session_id, ())):
             with contextlib.suppress(asyncio.QueueFull):  # the fan-out catches up by cursor
                 queue.put_nowait(event)
@@ -295,28 +308,45 @@ class Hub:
                         await self._sync(conn, item.room, item.last_seq, item.epoch)
                 if texts:
                     await send(texts)
+                del texts  # not kept across the wait: one object less for the collector
                 if admitted:
                     self._count(admitted, oldest)
         except Exception as exc:
             log.warning("hub_writer_failed", connection_id=conn.id, error=repr(exc)[:300])
             conn.fail_after(exc)
 
+    def _write_now(self, conn: Connection, event: Published) -> bool:
+        """Write ``event`` straight to the socket, from the fan-out, when nothing can be
+        ahead of it: the writer idle (nothing queued, no send, snapshot or fill in flight),
+        the event the very next one the client needs, and the transport taking a write at
+        once (not paused: flow control and the 4008 bound stay the queue's). Anything else
+        takes the queue, where the writer decides. No task is woken and nothing is kept:
+        the wake-up and the objects a queued delivery costs every member."""
+        if not conn.idle:
+            return False
+        cursor = conn.cursors.get(event.session_id)
+        if cursor is None or not _is_next(cursor, event):
+            return False
+        try:
+            if not conn.transport.write_now(event.text):
+                return False
+        except Exception:  # nothing written: the writer meets the same error and fails it
+            return False
+        cursor.epoch, cursor.seq = event.epoch, event.seq
+        return True
+
     def _admit(self, conn: Connection, event: Published) -> bool:
         """True (and the cursor moved) when ``event`` is the next one this client needs."""
         cursor = conn.cursors.get(event.session_id)
-        if (
-            cursor is None
-            or not event.text
-            or event.epoch != cursor.epoch
-            or event.seq != cursor.seq + 1
-        ):
+        if cursor is None or not _is_next(cursor, event):
             return False
-        cursor.seq = event.seq
+        cursor.epoch, cursor.seq = event.epoch, event.seq
         return True
 
     def _count(self, sent: int, oldest_published_at: float) -> None:
-        """Once per batch, not per event: a histogram's observe costs a few µs of CPU, as
-        much as writing the event. The lag observed is the batch's oldest event's."""
+        """Once per writer's batch, and once per event for the members it was written to
+        directly, not per delivery: a histogram's observe costs a few µs of CPU, as much
+        as writing the event. The lag observed is the batch's oldest event's."""
         self._metrics.delivered.inc(sent)
         self._metrics.lag.observe(max(0.0, time.time() - oldest_published_at))
 
@@ -363,6 +393,19 @@ class Hub:
             self._metrics.resumes.labels(str(done.recovered).lower()).inc()
         if room in conn.cursors:  # not left while the history was read
             conn.cursors[room] = Cursor(done.epoch, done.delivered_seq)
+
+
+def _is_next(cursor: Cursor, event: Published) -> bool:
+    """Whether ``event`` is the one the cursor needs next: the following seq of its epoch,
+    or the first event of a room it was shown empty (seq 0). The room's first event comes
+    with the store's real epoch, not the empty room's; admitting it needs no history,
+    where every member ran a fill of its own (a read shared, but a chain of waits per
+    member). A cursor still waiting for its snapshot (seq -1) admits nothing."""
+    return (
+        bool(event.text)
+        and event.seq == cursor.seq + 1
+        and (event.epoch == cursor.epoch or event.seq == 1)
+    )
 
 
 def _resume_point(conn: Connection, room: str) -> tuple[int | None, str | None]:

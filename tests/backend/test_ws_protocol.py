@@ -231,3 +231,64 @@ def test_the_frame_cache_is_bounded() -> None:
     texts = [str(i) for i in range(10)]
     assert [cache.frame(t) for t in texts] == [text_frame(t) for t in texts]
     assert len(cache) <= 4
+
+
+def _write_now(sock: Socket) -> Any:
+    """The extension's synchronous write, as the app finds it in the scope."""
+    return sock.scope["extensions"][SEND_TEXTS]["write_now"]
+
+
+async def test_write_now_writes_the_shared_frame_in_order_with_batches() -> None:
+    first = await Socket(FramesProtocol).open()
+    second = await Socket(FramesProtocol).open()
+    await first.send({"type": SEND_TEXTS, "texts": TEXTS[:2]})
+    assert _write_now(first)(TEXTS[2]) is True
+    assert _write_now(second)(TEXTS[2]) is True
+    await first.send({"type": SEND_TEXTS, "texts": TEXTS[3:]})
+    assert first.transport.writes[-2] is second.transport.writes[-1]  # encoded once
+    assert [f.data.decode() for f in first.received()] == TEXTS
+    await first.finish()
+    await second.finish()
+
+
+async def test_write_now_refuses_while_the_transport_is_paused() -> None:
+    sock = await Socket(FramesProtocol, high=WRITE_CHUNK_BYTES).open()
+    big = f'{{"data":"{"z" * (WRITE_CHUNK_BYTES + 10)}"}}'
+    assert _write_now(sock)(big) is True  # room before it: one frame past the mark
+    written = len(sock.written)
+    assert _write_now(sock)(TEXTS[0]) is False, "paused: the caller queues it"
+    assert len(sock.written) == written, "nothing written past the mark"
+    sock.transport.drain()
+    assert _write_now(sock)(TEXTS[0]) is True
+    assert [f.data.decode() for f in sock.received()] == [big, TEXTS[0]]
+    await sock.finish()
+
+
+async def test_write_now_refuses_once_closing_or_gone() -> None:
+    theirs = await Socket(FramesProtocol).open()
+    theirs.client_sends_close()
+    assert _write_now(theirs)(TEXTS[0]) is False
+    assert [f.opcode for f in theirs.received()] == [Opcode.CLOSE]
+    await theirs.finish()
+
+    ours = await Socket(FramesProtocol).open()
+    await ours.send({"type": "websocket.close", "code": 4008, "reason": "too slow"})
+    assert _write_now(ours)(TEXTS[0]) is False
+    assert [f.opcode for f in ours.received()] == [Opcode.CLOSE]
+    await ours.finish()
+
+    lost = await Socket(FramesProtocol).open()
+    lost.server.connection_lost(None)
+    assert _write_now(lost)(TEXTS[0]) is False
+    assert lost.written == b""
+
+
+async def test_write_now_with_permessage_deflate_uses_the_connections_context() -> None:
+    sock = await Socket(FramesProtocol, deflate=True).open()
+    texts = [f'{{"seq":{i},"message":"{"the same words " * 40}"}}' for i in range(3)]
+    await sock.send({"type": SEND_TEXTS, "texts": texts[:1]})
+    assert _write_now(sock)(texts[1]) is True
+    await sock.send({"type": SEND_TEXTS, "texts": texts[2:]})
+    assert text_frame(texts[1]) not in sock.written, "compressed, not the shared frame"
+    assert [f.data.decode() for f in sock.received()] == texts
+    await sock.finish()

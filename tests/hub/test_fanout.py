@@ -42,7 +42,7 @@ async def test_members_of_a_fresh_room_get_every_event_once_in_order(
     for client in clients:
         snapshot = (await client.recv_until("snapshot"))[-1]
         assert snapshot["last_seq"] == 0
-    # The room's first event starts its epoch: every member re-snapshots (shared read).
+    # The room's first event starts its epoch: shown the empty room, each member admits it.
     await publish(http, "fresh-1", 40)
     for client in clients:
         assert await _after_snapshot(client, 40) == list(range(1, 41))

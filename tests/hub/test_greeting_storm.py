@@ -42,6 +42,10 @@ class _Transport:
         for text in texts:
             await self.send_text(text)
 
+    def write_now(self, text: str) -> bool:
+        self.sent.append(json.loads(text))
+        return True
+
     async def close(self, code: int, reason: str) -> None:
         return None
 

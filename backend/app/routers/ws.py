@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -72,6 +73,9 @@ class WebSocketTransport:
         for text in texts:
             await send({"type": "websocket.send", "text": text})
 
+    def write_now(self, text: str) -> bool:
+        return False  # ASGI has no synchronous send: every event takes the queue
+
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
@@ -83,9 +87,17 @@ class WebSocketTransport:
 
 class FramesTransport(WebSocketTransport):
     """Under the service's uvicorn protocol (``ws_protocol.py``): a batch is one ASGI
-    message, written with one ``transport.write`` from frames encoded once per event."""
+    message, written with one ``transport.write`` from frames encoded once per event;
+    and a live event the hub can write at once goes straight to the socket."""
 
-    __slots__ = ()
+    __slots__ = ("_write_now",)
+
+    def __init__(self, send: Send, write_now: Callable[[str], bool]) -> None:
+        super().__init__(send)
+        self._write_now = write_now
+
+    def write_now(self, text: str) -> bool:
+        return self._write_now(text)
 
     async def send_text(self, text: str) -> None:
         await self._send({"type": SEND_TEXTS, "texts": [text]})
@@ -96,8 +108,9 @@ class FramesTransport(WebSocketTransport):
 
 def websocket_transport(scope: Scope, send: Send) -> WebSocketTransport:
     """The fast path where the server offers it; any other server as ASGI has it."""
-    if SEND_TEXTS in (scope.get("extensions") or {}):
-        return FramesTransport(send)
+    extension = (scope.get("extensions") or {}).get(SEND_TEXTS)
+    if extension is not None:
+        return FramesTransport(send, extension["write_now"])
     return WebSocketTransport(send)
 
 
