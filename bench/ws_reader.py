@@ -250,6 +250,9 @@ class WebSocketClient(asyncio.Protocol):
             self._write(client_frame(CLOSE, code.to_bytes(2, "big")))
         await self._closed
 
+    async def wait_closed(self) -> None:
+        await self._closed
+
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
