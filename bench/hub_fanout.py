@@ -494,6 +494,8 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
     stages = args.stages and target.kind == "hub"
     stages_out = os.path.join(tempfile.gettempdir(), stages_name) if stages else None
     with _server(target, gc_out=gc_out, stages_out=stages_out) as server:
+        if args.pin:
+            _pin(server.pid, SERVER_CPU)
         rss_before = _rss_kib(server.pid)
         sessions = [f"bench-{i}" for i in range(args.sessions)]
         subscriptions = [s for s in sessions for _ in range(args.subscribers)]
@@ -564,6 +566,9 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "cpu_us_per_delivery": (
                     1e6 * cpu[step]["server"] / delivered if delivered else float("nan")
                 ),
+                "subscriber_cpu_us_per_delivery": (
+                    1e6 * busy[step]["subscribers"] / delivered if delivered else float("nan")
+                ),
                 # Each role's CPU over the step, in % of one core: who ran out first.
                 **{
                     f"{role}_cpu_pct": 100 * used / busy[step]["wall"]
@@ -574,6 +579,18 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# ``--pin``: the server under test on one core, the load generator (this process, the
+# subscriber processes it spawns, the publisher) on the other.
+SERVER_CPU, GENERATOR_CPU = {0}, {1}
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _full_collection(server: subprocess.Popen[bytes], path: str) -> dict[str, Any]:
@@ -816,6 +833,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\n{args.sessions} sessions x {args.subscribers} subscribers, events at {steps} "
         f"after {args.warmup:g} s warm-up each ({args.workers} subscriber processes), "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        + (", server pinned to CPU 0, load generator to CPU 1" if args.pin else "")
     )
     header = (
         f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
@@ -897,9 +915,23 @@ def _report_saturation(rows: list[dict[str, Any]]) -> None:
         best.setdefault(row["target"], 0.0)
         if ok:
             best[row["target"]] = max(best[row["target"]], row["rate"])
-    print("\nsaturation (highest rate with nothing lost and p99 < 200 ms):")
+    print(
+        "\nsaturation (highest rate with nothing lost and p99 < 200 ms), and the first step "
+        "that failed: CPU % of one core of the server/subscribers/publisher, and the "
+        "subscribers' CPU µs per delivery (the load generator's own cost)"
+    )
     for name, rate in best.items():
-        print(f"  {name:<17}{rate:>8g} events/s")
+        failed = [r for r in rows if r["target"] == name and r["rate"] > rate]
+        at = failed[0] if failed else None
+        why = "held every step offered"
+        if at is not None:
+            lost = at["expected"] - at["delivered"]
+            why = (
+                f"failed {at['rate']:g}/s (lost {lost}, dup {at['duplicates']}, p99 "
+                f"{at['p99_ms']:.0f} ms; CPU % {_cpu_pcts(at)}, "
+                f"subs {at['subscriber_cpu_us_per_delivery']:.1f} µs/dlv)"
+            )
+        print(f"  {name:<17}{rate:>8g} events/s  {why}")
     for ours in ("hub-memory", "hub-redis"):
         for base in ("raw-websockets", "python-socketio"):
             if best.get(ours) is not None and best.get(base):
@@ -935,6 +967,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-window", type=float, default=40.0)
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="a small smoke configuration")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server under test on CPU 0 and the load generator (subscribers and "
+        "publisher) on CPU 1, so that a saturation step measures the server",
+    )
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.add_argument(
         "--client-gc",
@@ -972,6 +1010,8 @@ def main(argv: list[str] | None = None) -> None:
     rates = [float(r) for r in args.saturation.split(",")] if args.saturation else [args.rate]
     args.steps = [(rate, args.duration) for rate in rates]
     _raise_nofile()
+    if args.pin:
+        _pin(os.getpid(), GENERATOR_CPU)  # the subscriber processes are spawned from here
     chosen = targets(args.targets.split(","))
     out: dict[str, Any] = {}
     if args.storm:
