@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Callable
 from hashlib import sha1
+from typing import cast
 
 from websockets.frames import apply_mask  # the library's C helper (a loop in Python else)
 
@@ -132,9 +133,8 @@ class WebSocketClient(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.write(self._request)
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
         if self._parser is None:
