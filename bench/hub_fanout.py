@@ -9,6 +9,11 @@ One invocation measures, with the same subscriber processes and the same publish
 `websockets` broadcast server (the Python ceiling), (d) python-socketio with
 AsyncRedisManager. It prints delivered events/s, p50/p99 publish->receive latency, RSS
 per idle connection, and the throughput ratios of (a) and (b) to (c) and (d).
+
+The load generator (subscriber processes, publisher, storm clients) reads through
+:mod:`bench.ws_reader` and :mod:`bench.fanout_subscriber` on uvloop, a few µs of Python
+per received frame, so that the server, not the generator, is what a saturation step
+finds; ``--pin`` puts the server on CPU 0 and the generator on CPU 1.
 """
 
 from __future__ import annotations
@@ -34,16 +39,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+import uvloop
 
 from backend.app.ws_protocol import WS_PROTOCOL
-from bench import gc_probe, hub_stages
+from bench import fanout_subscriber, gc_probe, hub_stages, ws_reader
+from bench.ws_reader import WebSocketClient
 
 Pause = gc_probe.Pause
 # What a subscriber process reports: latencies per step, deliveries per step, its
-# collections, and (``--stages``) every delivery's event and arrival time.
-Reply = tuple[dict[int, list[float]], list[int], list[Pause], "hub_stages.Deliveries | None"]
+# collections, (``--stages``) every delivery's event and arrival time, and the duplicate
+# (or out-of-order) deliveries per step.
+Reply = tuple[
+    dict[int, list[float]], list[int], list[Pause], "hub_stages.Deliveries | None", dict[int, int]
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -115,88 +123,7 @@ def targets(which: list[str]) -> list[Target]:
     return out
 
 
-# -- subscribers (run in worker processes) ----------------------------------------------
-def _source(index: int) -> tuple[str, int]:
-    """A loopback source address (127.0.0.2-9): 20,000 sockets to one port stay within the
-    ephemeral ports of each."""
-    return (f"127.0.0.{2 + index % 8}", 0)
-
-
-async def _subscribe(kind: str, port: int, session: str, index: int = 0) -> ClientConnection:
-    src = _source(index)
-    if kind == "hub":
-        ws = await connect(
-            f"ws://127.0.0.1:{port}/ws/{session}",
-            max_size=None,
-            compression=None,
-            open_timeout=60,
-            local_addr=src,
-        )
-        await ws.recv()  # connected
-        await ws.recv()  # snapshot
-    elif kind == "raw":
-        ws = await connect(
-            f"ws://127.0.0.1:{port}/sub/{session}",
-            compression=None,
-            open_timeout=60,
-            local_addr=src,
-        )
-        await ws.recv()
-    else:
-        ws = await connect(
-            f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
-            compression=None,
-            open_timeout=60,
-            local_addr=src,
-        )
-        await ws.recv()  # engine.io open
-        await ws.send("40")
-        await ws.recv()  # namespace connected
-        await ws.send(json.dumps(["join", session]).join(["42", ""]))
-        while not str(await ws.recv()).startswith('42["snapshot"'):
-            pass
-    return ws
-
-
-def _event_of(kind: str, raw: str | bytes) -> dict[str, Any] | None:
-    text = raw if isinstance(raw, str) else raw.decode()
-    if kind == "sio":
-        if not text.startswith('42["agent_status"'):
-            return None
-        payload: dict[str, Any] = json.loads(text[2:])[1]
-        return payload
-    body: dict[str, Any] = json.loads(text)
-    return body if body.get("type") == "agent_status" else None
-
-
-async def _read(
-    kind: str,
-    ws: ClientConnection,
-    lat: dict[int, list[float]],
-    count: list[int],
-    trace: hub_stages.Deliveries | None = None,
-) -> None:
-    """Count and time every event until the socket closes (or the run cancels this).
-
-    No timeout per ``recv``: ``wait_for`` made a task per message, and the subscribers'
-    own CPU per delivery then approached the raw server's, which made them, not the
-    server, what a saturation run found."""
-    with contextlib.suppress(ConnectionClosed):
-        async for raw in ws:
-            if kind == "sio" and raw == "2":
-                await ws.send("3")
-                continue
-            event = _event_of(kind, raw)
-            if event is not None:
-                step = int(event["data"].get("s", 0))
-                while len(count) <= step:
-                    count.append(0)
-                count[step] += 1
-                if not event["data"].get("w"):  # warm-up events count, but not for latency
-                    now = time.time()
-                    lat.setdefault(step, []).append(now - float(event["data"]["t"]))
-                    if trace is not None:
-                        trace.add(event, now)
+# -- subscribers (run in worker processes: bench.fanout_subscriber) ---------------------
 
 
 def _worker(
@@ -214,26 +141,31 @@ def _worker(
     stages: bool = False,
 ) -> None:
     """Subscribe to ``sessions``; then read (latency per step) or, ``hold``, only hold the
-    sockets open (the client library answers the server's pings) until ``stop``."""
+    sockets open (answering the server's pings) until ``stop``."""
     _raise_nofile()
     if gc_log:
         gc_probe.install()
 
-    async def subscribe(session: str, index: int) -> ClientConnection | None:
+    async def subscribe(session: str, index: int) -> WebSocketClient | None:
         for _ in range(3):  # a handshake the loaded server dropped or closed is tried again
             try:
-                return await _subscribe(kind, port, session, index)
-            except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed):
+                async with asyncio.timeout(60):
+                    return await fanout_subscriber.subscribe(kind, port, session, index)
+            except (OSError, TimeoutError):
                 await asyncio.sleep(0.5)
         return None
 
     async def run() -> None:
-        sockets: list[ClientConnection] = []
+        sockets: list[WebSocketClient] = []
         for i in range(0, len(sessions), 100):
             opened = await asyncio.gather(
                 *(subscribe(s, offset + i + j) for j, s in enumerate(sessions[i : i + 100]))
             )
             sockets += [ws for ws in opened if ws is not None]
+        # From here every frame is counted as it is parsed (held sockets answer pings).
+        tally = fanout_subscriber.Tally(kind, hub_stages.Deliveries() if stages else None)
+        for ws in sockets:
+            tally.listen(ws)
         if freeze:
             # This process only timestamps arrivals: its own collections (full ones took
             # 170-470 ms with 2,500 sockets, and the young ones added up to seconds while
@@ -245,25 +177,17 @@ def _worker(
         ready.put(len(sockets))
         while not go.is_set():
             await asyncio.sleep(0.05)
-        lat: dict[int, list[float]] = {}
-        count = [0]
+        while not stop.is_set():
+            await asyncio.sleep(0.05 if not hold else 0.2)
         if hold:
-            while not stop.is_set():
-                await asyncio.sleep(0.2)
             alive = sum(ws.close_code is None for ws in sockets)
-            results.put(({}, [alive], gc_probe.pauses(), None))
+            results.put(({}, [alive], gc_probe.pauses(), None, {}))
         else:
-            trace = hub_stages.Deliveries() if stages else None
-            readers = [asyncio.create_task(_read(kind, ws, lat, count, trace)) for ws in sockets]
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-            results.put((lat, count, gc_probe.pauses(), trace))
+            pauses = gc_probe.pauses()
+            results.put((tally.latencies, tally.count, pauses, tally.trace, tally.duplicates))
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
-    asyncio.run(run())
+    uvloop.run(run())  # asyncio's own loop cost ~20 µs per read, most of a frame's
 
 
 # Keep-alive HTTP/1.1 connections of the publisher: one per session (an agent per session,
@@ -372,13 +296,14 @@ async def _publish_step(
             print(f"  {target.name}: {failed} publishes failed", file=sys.stderr)
         return sent - failed
     if target.kind == "raw":
-        ws = await connect(f"ws://127.0.0.1:{target.port}/publish", compression=None)
+        ws = await ws_reader.connect("127.0.0.1", target.port, "/publish")
         frame = lambda s: json.dumps({"publish": s, "event": event()})  # noqa: E731
     else:
-        ws = await _subscribe("sio", target.port, "publisher")
+        ws = await fanout_subscriber.subscribe("sio", target.port, "publisher")
         frame = lambda s: "42" + json.dumps(["publish", {"publish": s, "event": event()}])  # noqa: E731
+    fanout_subscriber.Tally(target.kind).listen(ws)  # answers Engine.IO's pings
     while time.monotonic() - start < duration:
-        await ws.send(frame(sessions[sent % len(sessions)]))
+        ws.send(frame(sessions[sent % len(sessions)]))
         sent += 1
         await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
     await ws.close()
@@ -576,6 +501,8 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
     stages = args.stages and target.kind == "hub"
     stages_out = os.path.join(tempfile.gettempdir(), stages_name) if stages else None
     with _server(target, gc_out=gc_out, stages_out=stages_out) as server:
+        if args.pin:
+            _pin(server.pid, SERVER_CPU)
         rss_before = _rss_kib(server.pid)
         sessions = [f"bench-{i}" for i in range(args.sessions)]
         subscriptions = [s for s in sessions for _ in range(args.subscribers)]
@@ -597,7 +524,7 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         # Collections are counted from the end of the first step's warm-up, as latency is:
         # the warm-up's (a room's first event, the fills) are not the steady state's.
         window_start = time.monotonic() + args.warmup
-        sent, cpu = asyncio.run(_publish(target, sessions, args.steps, args.warmup, pids))
+        sent, cpu = uvloop.run(_publish(target, sessions, args.steps, args.warmup, pids))
         busy = [dict(used) for used in cpu]  # while publishing, before the drain
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
@@ -612,7 +539,7 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         replies = workers.finish()
     gc_figures: dict[str, Any] = {}
     if args.gc:
-        client_pauses = [p for _, _, pauses, _ in replies for p in pauses]
+        client_pauses = [p for _, _, pauses, _, _ in replies for p in pauses]
         gc_figures = {
             "gc_server": gc_probe.summary(server_pauses, window_start, window_end),
             "gc_clients": gc_probe.summary(client_pauses, window_start, window_end),
@@ -621,19 +548,21 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         }
     if server_stages is not None:
         gc_figures["stages"] = hub_stages.breakdown(
-            server_stages, [trace for _, _, _, trace in replies if trace is not None]
+            server_stages, [trace for _, _, _, trace, _ in replies if trace is not None]
         )
     rows = []
     for step, (rate, seconds) in enumerate(args.steps):
-        latencies = sorted(x for lat, _, _, _ in replies for x in lat.get(step, []))
-        delivered = sum(count[step] if step < len(count) else 0 for _, count, _, _ in replies)
+        latencies = sorted(x for lat, _, _, _, _ in replies for x in lat.get(step, []))
+        delivered = sum(count[step] if step < len(count) else 0 for _, count, _, _, _ in replies)
+        duplicates = sum(dups.get(step, 0) for _, _, _, _, dups in replies)
         rows.append(
             {
                 "target": target.name,
                 "connections": connected,
                 "rate": rate,
                 "published": sent[step],
-                "delivered": delivered,
+                "delivered": delivered,  # each (connection, seq) once
+                "duplicates": duplicates,  # seqs a connection had already had
                 "expected": sent[step] * args.subscribers,
                 "delivered_per_s": delivered / (seconds + args.warmup),
                 "p50_ms": _pct(latencies, 0.50),
@@ -646,6 +575,9 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
                 "cpu_us_per_delivery": (
                     1e6 * cpu[step]["server"] / delivered if delivered else float("nan")
                 ),
+                "subscriber_cpu_us_per_delivery": (
+                    1e6 * busy[step]["subscribers"] / delivered if delivered else float("nan")
+                ),
                 # Each role's CPU over the step, in % of one core: who ran out first.
                 **{
                     f"{role}_cpu_pct": 100 * used / busy[step]["wall"]
@@ -656,6 +588,18 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# ``--pin``: the server under test on one core, the load generator (this process, the
+# subscriber processes it spawns, the publisher) on the other.
+SERVER_CPU, GENERATOR_CPU = {0}, {1}
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 def _full_collection(server: subprocess.Popen[bytes], path: str) -> dict[str, Any]:
@@ -719,31 +663,33 @@ def _storm_worker(
         query = f"?last_seq={last_seq}" + (f"&epoch={epoch}" if epoch else "")
         path = f"/ws/{session}{query}" if kind == "hub" else f"/sub/{session}"
         try:
-            async with connect(
-                f"ws://127.0.0.1:{port}{path}",
-                compression=None,
-                open_timeout=60,
-                max_size=None,
-                local_addr=_source(offset + i),
-            ) as ws:
-                if kind != "hub":
-                    await ws.recv()  # the raw server's snapshot: all it has
-                    return "ok"
-                expected = last_seq + 1
-                async with asyncio.timeout(60):
-                    while expected <= head:
-                        body = json.loads(await ws.recv())
-                        if body["type"] == "snapshot" and not body["recovered"]:
-                            return "not_recovered"
-                        if body["type"] == "agent_status":
-                            if body["seq"] != expected:
-                                return "out_of_order"
-                            expected += 1
+            async with asyncio.timeout(60):
+                ws = await ws_reader.connect(
+                    "127.0.0.1", port, path, fanout_subscriber.source(offset + i)
+                )
+        except (OSError, TimeoutError) as exc:
+            return type(exc).__name__
+        try:
+            if kind != "hub":
+                await ws.recv()  # the raw server's snapshot: all it has
                 return "ok"
-        except ConnectionClosed as exc:
-            return f"closed {exc.rcvd.code if exc.rcvd else 'abnormally'}"
+            expected = last_seq + 1
+            async with asyncio.timeout(60):
+                while expected <= head:
+                    body = json.loads(await ws.recv())
+                    if body["type"] == "snapshot" and not body["recovered"]:
+                        return "not_recovered"
+                    if body["type"] == "agent_status":
+                        if body["seq"] != expected:
+                            return "out_of_order"
+                        expected += 1
+            return "ok"
+        except ConnectionError:
+            return f"closed {ws.close_code}"
         except Exception as exc:
             return type(exc).__name__
+        finally:
+            await ws.close()
 
     async def run() -> None:
         start = start_at.get()
@@ -763,7 +709,7 @@ def _storm_worker(
         await asyncio.gather(*(timed(i, item) for i, item in enumerate(resumes)))
         results.put((outcomes, max(ends) - start if ends else 0.0))
 
-    asyncio.run(run())
+    uvloop.run(run())
 
 
 def _session_heads(port: int, sessions: list[str]) -> dict[str, tuple[int, str | None]]:
@@ -787,7 +733,7 @@ def storm(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     with _server(target, gc_out=gc_out) as server:
         if target.kind == "hub":
             events = len(sessions) * args.storm_missed
-            asyncio.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0))
+            uvloop.run(_publish(target, sessions, [(500.0, events / 500.0)], 0.0))
             heads = _session_heads(target.port, sessions)
         else:
             heads = dict.fromkeys(sessions, (args.storm_missed, None))
@@ -867,7 +813,7 @@ def idle(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         cpu_before = _cpu_s(server.pid)
         time.sleep(args.idle_window)
         cpu = _cpu_s(server.pid) - cpu_before
-        alive = sum(count[0] for _, count, _, _ in workers.finish())
+        alive = sum(count[0] for _, count, _, _, _ in workers.finish())
     return {
         "target": target.name,
         "connections": connected,
@@ -896,6 +842,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\n{args.sessions} sessions x {args.subscribers} subscribers, events at {steps} "
         f"after {args.warmup:g} s warm-up each ({args.workers} subscriber processes), "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        + (", server pinned to CPU 0, load generator to CPU 1" if args.pin else "")
     )
     header = (
         f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
@@ -973,12 +920,27 @@ def _report_saturation(rows: list[dict[str, Any]]) -> None:
     best: dict[str, float] = {}
     for row in rows:
         ok = row["delivered"] == row["expected"] and row["p99_ms"] < SATURATION_P99_MS
+        ok = ok and not row["duplicates"]
         best.setdefault(row["target"], 0.0)
         if ok:
             best[row["target"]] = max(best[row["target"]], row["rate"])
-    print("\nsaturation (highest rate with nothing lost and p99 < 200 ms):")
+    print(
+        "\nsaturation (highest rate with nothing lost and p99 < 200 ms), and the first step "
+        "that failed: CPU % of one core of the server/subscribers/publisher, and the "
+        "subscribers' CPU µs per delivery (the load generator's own cost)"
+    )
     for name, rate in best.items():
-        print(f"  {name:<17}{rate:>8g} events/s")
+        failed = [r for r in rows if r["target"] == name and r["rate"] > rate]
+        at = failed[0] if failed else None
+        why = "held every step offered"
+        if at is not None:
+            lost = at["expected"] - at["delivered"]
+            why = (
+                f"failed {at['rate']:g}/s (lost {lost}, dup {at['duplicates']}, p99 "
+                f"{at['p99_ms']:.0f} ms; CPU % {_cpu_pcts(at)}, "
+                f"subs {at['subscriber_cpu_us_per_delivery']:.1f} µs/dlv)"
+            )
+        print(f"  {name:<17}{rate:>8g} events/s  {why}")
     for ours in ("hub-memory", "hub-redis"):
         for base in ("raw-websockets", "python-socketio"):
             if best.get(ours) is not None and best.get(base):
@@ -1014,6 +976,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-window", type=float, default=40.0)
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--quick", action="store_true", help="a small smoke configuration")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the server under test on CPU 0 and the load generator (subscribers and "
+        "publisher) on CPU 1, so that a saturation step measures the server",
+    )
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.add_argument(
         "--client-gc",
@@ -1052,6 +1020,8 @@ def main(argv: list[str] | None = None) -> None:
     rates = [float(r) for r in args.saturation.split(",")] if args.saturation else [args.rate]
     args.steps = [(rate, args.duration) for rate in rates]
     _raise_nofile()
+    if args.pin:
+        _pin(os.getpid(), GENERATOR_CPU)  # the subscriber processes are spawned from here
     chosen = targets(args.targets.split(","))
     out: dict[str, Any] = {}
     if args.storm:

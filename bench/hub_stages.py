@@ -45,11 +45,10 @@ class Deliveries:
         self.posted = array("d")
         self.arrived = array("d")
 
-    def add(self, event: dict[str, Any], arrived: float) -> None:
-        room = self.names.setdefault(event["session_id"], len(self.names))
-        self.rooms.append(room)
-        self.seqs.append(int(event["seq"]))
-        self.posted.append(float(event["data"]["t"]))
+    def add(self, session: str, seq: int, posted: float, arrived: float) -> None:
+        self.rooms.append(self.names.setdefault(session, len(self.names)))
+        self.seqs.append(seq)
+        self.posted.append(posted)
         self.arrived.append(arrived)
 
 
