@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -19,7 +20,7 @@ import av
 import structlog
 
 from backend.core.errors import Conflict, InvalidInput
-from interview_service.conversation_seam import Conversation, WireEvent
+from interview_service.conversation_seam import SAMPLE_RATE_IN, Conversation, WireEvent
 from interview_service.peer import Peer, PeerOptions
 from interview_service.recording import Recorder, TappedSource
 from interview_service.records import (
@@ -148,7 +149,11 @@ class Call:
         old, self.peer = self.peer, None
         if old is not None:
             await old.close()
-        self.peer = Peer(self._peer_options(), self._outbound, self)
+        # The candidate's voice decoded at the listener's rate, on the loop. A recorded
+        # call keeps aiortc's full-band decode: the recording gets what it always did.
+        rate = SAMPLE_RATE_IN if self.recorder is None else None
+        options = dataclasses.replace(self._peer_options(), decode_rate=rate)
+        self.peer = Peer(options, self._outbound, self)
         return self.peer
 
     async def _fail_on_error(self, peer: Peer, step: Any) -> str:

@@ -19,6 +19,7 @@ import av
 from interview_service.plan import InterviewPlan as InterviewPlan
 
 SAMPLE_RATE_OUT = 48_000
+SAMPLE_RATE_IN = 16_000  # the candidate's voice as the listener takes it (Silero's rate)
 FRAME_MS = 20
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from backend.core.errors import InvalidInput, UpstreamFailed
+from interview_service import opus_decoder
 from interview_service.conversation_seam import AudioSource
 from interview_service.sdp_shape import InvalidSdp, check_sdp, is_candidate
 
@@ -53,6 +55,9 @@ class PeerOptions:
     ice_servers: list[dict[str, Any]]  # the server's own list: never a public default
     relay_only: bool = False
     gather_timeout_s: float = 5.0
+    # Inbound Opus decoded on the event loop at this rate, mono (None: aiortc's 48 kHz
+    # stereo decode in its thread). See :func:`decode_on_loop`.
+    decode_rate: int | None = None
 
 
 class TurnUnusable(UpstreamFailed):
@@ -163,6 +168,49 @@ def _opus_first(transceiver: Any) -> None:
     transceiver.setCodecPreferences(ranked)
 
 
+class ReceiverChanged(RuntimeError):
+    """aiortc's receiver no longer looks as :func:`decode_on_loop` expects."""
+
+
+def decode_on_loop(receiver: Any, rate: int) -> opus_decoder.OpusDecoder:
+    """Decode the receiver's Opus frames on the event loop, at ``rate`` mono.
+
+    aiortc's ``RTCRtpReceiver`` takes each packet on the event loop, puts it through
+    its jitter buffer (reordering, dropping late packets, NACKs), and puts the whole
+    encoded frame, ``(codec, JitterFrame)``, on a ``queue.Queue`` that its decoder
+    thread reads; the thread decodes it at 48 kHz stereo and hands the frame back to
+    the loop with ``run_coroutine_threadsafe`` onto the remote track's asyncio queue.
+    Here that queue's ``put`` (called on the loop, by aiortc 1.16's
+    ``_handle_rtp_packet``) decodes Opus frames at once with :mod:`opus_decoder` and
+    puts the frame on the track's queue itself: no thread hop, no loop wake-up from
+    another thread, no resampling after. Anything else (another codec, the ``None``
+    that stops the thread) still goes to the thread, which otherwise sleeps.
+
+    It relies on two private attributes of aiortc (pinned in uv.lock): the receiver's
+    ``_RTCRtpReceiver__decoder_queue`` and the remote track's ``_queue``; it raises
+    :class:`ReceiverChanged` when they are not what they were, and
+    ``tests/webrtc/test_inbound_decode.py`` fails on an aiortc that changed them.
+    """
+    pending = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+    remote = getattr(getattr(receiver, "track", None), "_queue", None)
+    if not isinstance(pending, queue.Queue) or not isinstance(remote, asyncio.Queue):
+        raise ReceiverChanged("aiortc's RTCRtpReceiver has no decoder queue or track queue")
+    decoder = opus_decoder.OpusDecoder(rate)
+    to_thread = pending.put
+
+    def put(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is None or item[0].mimeType.lower() != OPUS:
+            to_thread(item, block, timeout)
+            return
+        encoded = item[1]
+        frame = decoder.decode(encoded.data, encoded.timestamp)
+        if frame is not None:
+            remote.put_nowait(frame)
+
+    pending.put = put  # type: ignore[method-assign]
+    return decoder
+
+
 class Peer:
     def __init__(self, options: PeerOptions, source: AudioSource, listener: PeerListener) -> None:
         policy = RTCIceTransportPolicy.RELAY if options.relay_only else RTCIceTransportPolicy.ALL
@@ -183,6 +231,7 @@ class Peer:
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=PENDING_EVENTS)
         self._readers: set[asyncio.Task[None]] = set()
+        self._decoders: list[opus_decoder.OpusDecoder] = []
         self._closed = False
         self.awaiting_answer = False
         self._pc.on("connectionstatechange", self._report_state)
@@ -290,6 +339,14 @@ class Peer:
     def _read_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio":
             return
+        rate = self._options.decode_rate
+        if rate is not None and opus_decoder.available():
+            for receiver in self._pc.getReceivers():
+                if receiver.track is track:
+                    try:
+                        self._decoders.append(decode_on_loop(receiver, rate))
+                    except ReceiverChanged:
+                        log.exception("inbound_decode_unavailable")  # aiortc decodes
         task = asyncio.get_running_loop().create_task(self._pump(track))
         self._readers.add(task)
         task.add_done_callback(self._readers.discard)
@@ -320,3 +377,5 @@ class Peer:
         for task in list(self._readers):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for decoder in self._decoders:
+            decoder.close()

@@ -1,5 +1,8 @@
 """The listen stage: inbound frames → 16 kHz mono → VAD → turn-taking → captured speech.
 
+Frames that come as 16 kHz mono float (the peer decodes Opus at that rate) are read as
+they are; any other frame goes through a resampler.
+
 It reports what it hears as :data:`Heard` items on a queue that the conversation reads
 (``None``: the listener failed). Holding the interviewer's audio cannot wait for a queue
 to be read, so :class:`Interviewer`'s ``hold``/``release`` are called straight away.
@@ -121,7 +124,14 @@ class Listener:
         last_voiced = 0.0
         async for frame in inbound:
             self.frames_in += 1
-            for converted in resampler.resample(frame):
+            # The peer decodes the candidate's Opus at 16 kHz mono float already
+            # (interview_service.opus_decoder); anything else is resampled.
+            ready = (
+                frame.sample_rate == VAD_RATE
+                and frame.format.name == "flt"
+                and frame.layout.nb_channels == 1
+            )
+            for converted in (frame,) if ready else resampler.resample(frame):
                 # a view of the frame's plane (to_ndarray stacks a copy of it)
                 plane = memoryview(converted.planes[0])
                 samples = np.frombuffer(plane, np.float32, converted.samples)

@@ -43,6 +43,10 @@ class Behaviour:
 @dataclass
 class FakeOpenAI:
     transcripts: list[str] = field(default_factory=lambda: ["I have worked with Python."])
+    # What the candidate is saying now: every transcription answers it, a pause's tentative
+    # piece included (the service transcribes at pauses, so one answer may cost two calls).
+    # None: ``transcripts`` in turn, one per call.
+    hearing: str | None = None
     replies: list[str] = field(default_factory=lambda: ["[Q2] Thank you. Next question?"])
     verdicts: list[str] = field(default_factory=lambda: ["complete"])
     evaluation: str = "{}"
@@ -78,7 +82,8 @@ class FakeOpenAI:
         failed = await self._behave(self.transcription)
         if failed is not None:
             return failed
-        return JSONResponse({"text": self._next(self.transcripts)})
+        text = self.hearing if self.hearing is not None else self._next(self.transcripts)
+        return JSONResponse({"text": text})
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()

@@ -29,7 +29,7 @@ ANSWER_2 = "Because I enjoy making slow pipelines fast."
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAI]:
     server = FakeOpenAI(
-        transcripts=[ANSWER_1, ANSWER_2],
+        hearing=ANSWER_1,
         replies=[
             f"[Q2] Thank you. {QUESTIONS[1]}",
             "Thank you, that is all from me. Goodbye! [END]",
@@ -110,6 +110,7 @@ async def test_an_interview_on_the_openai_path_scores_with_evidence(
     assert any(e.get("type") == "question" and e.get("index") == 1 for e in client.events)
 
     # 3. the last answer: the model ends the interview and the call completes itself
+    fake.hearing = ANSWER_2
     client.microphone.enqueue_pcm(second)
     await until(lambda: "interview_complete" in client.event_types(), 30, "the end")
     status: dict[str, Any] = {}
