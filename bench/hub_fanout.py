@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,16 +222,34 @@ async def _publish(
 
 
 def _cpu_of(pids: dict[str, list[int]] | None) -> dict[str, float]:
-    """CPU seconds used so far by each role's processes, and by this one (the publisher)."""
-    used = {role: sum(_cpu_s(pid) for pid in group) for role, group in (pids or {}).items()}
+    """CPU seconds used so far by each role's processes, by this one (the publisher) and,
+    when ``pids`` names it (``"redis": []``), by the Redis server (INFO: it may run
+    elsewhere, and it is shared: other clients' commands count too)."""
+    used = {
+        role: sum(_cpu_s(pid) for pid in group)
+        for role, group in (pids or {}).items()
+        if role != "redis"
+    }
     used["publisher"] = time.process_time()
+    if pids and "redis" in pids:
+        used["redis"] = _redis_cpu_s()
     return used
+
+
+def _redis_cpu_s() -> float:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 async def _publish_step(
     target: Target, sessions: list[str], step: int, rate: float, duration: float, warmup: float
 ) -> int:
-    interval = 1.0 / rate
     duration += warmup
     sent = 0
     start = time.monotonic()
@@ -272,18 +290,18 @@ async def _publish_step(
                 in_flight[lane].task_done()
 
         readers = [asyncio.create_task(read_replies(i)) for i in range(len(lanes))]
-        while time.monotonic() - start < duration:
-            lane = sent % len(lanes)
-            body = json.dumps(event()).encode()
-            lanes[lane][1].write(
-                f"POST /api/sessions/{sessions[sent % len(sessions)]}/events HTTP/1.1\r\n"
-                f"host: 127.0.0.1\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            in_flight[lane].put_nowait(time.monotonic())
-            sent += 1
-            await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+        async for due in _schedule(start, rate, duration):
+            for _ in range(due):
+                lane = sent % len(lanes)
+                body = json.dumps(event()).encode()
+                lanes[lane][1].write(
+                    f"POST /api/sessions/{sessions[sent % len(sessions)]}/events HTTP/1.1\r\n"
+                    f"host: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                in_flight[lane].put_nowait(time.monotonic())
+                sent += 1
         try:
             await asyncio.wait_for(asyncio.gather(*(q.join() for q in in_flight)), 30)
         except TimeoutError:
@@ -302,10 +320,10 @@ async def _publish_step(
         ws = await fanout_subscriber.subscribe("sio", target.port, "publisher")
         frame = lambda s: "42" + json.dumps(["publish", {"publish": s, "event": event()}])  # noqa: E731
     fanout_subscriber.Tally(target.kind).listen(ws)  # answers Engine.IO's pings
-    while time.monotonic() - start < duration:
-        ws.send(frame(sessions[sent % len(sessions)]))
-        sent += 1
-        await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+    async for due in _schedule(start, rate, duration):
+        for _ in range(due):
+            ws.send(frame(sessions[sent % len(sessions)]))
+            sent += 1
     await ws.close()
     return sent
 
@@ -317,45 +335,56 @@ async def _publish_direct(
     duration: float,
     event: Callable[[], dict[str, Any]],
 ) -> int:
-    """Agents reporting straight into Redis (the hub's own Lua script, as pipeline_agent's
-    RedisReporter does): the service under test only fans out."""
-    import redis.asyncio as redis
-    from prometheus_client import CollectorRegistry
+    """Agents reporting straight into Redis through ``pipeline_agent.RedisReporter`` (the
+    hub's own Lua script, pipelined on one connection): the service under test only fans
+    out. One reporter for the generator's agents, each publish a task of its own, as
+    agents sharing a process report side by side."""
+    from pipeline_agent.redis_reporter import RedisReporter
 
-    from backend.hub.events import new_event_fields
-    from backend.hub.hub_metrics import HubMetrics
-    from backend.hub.redis_bus import RedisBus
-
-    pool = redis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=16)
-    client = redis.Redis(connection_pool=pool)
-    bus = RedisBus(
-        client,
-        prefix=target.prefix,
-        history_size=1000,
-        ttl_s=3600,
-        metrics=HubMetrics(CollectorRegistry()),
-    )
-    interval = 1.0 / rate
+    reporter = RedisReporter(REDIS_URL, prefix=target.prefix, history_size=1000, ttl_s=3600)
     sent = 0
     pending: set[asyncio.Task[Any]] = set()
     start = time.monotonic()
-    while time.monotonic() - start < duration:
-        body = event()
-        fields = new_event_fields(
-            body["agent"], body["status"], body["progress"], body["message"], body["data"]
-        )
-        task = asyncio.create_task(bus.publish(sessions[sent % len(sessions)], fields))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        sent += 1
-        await asyncio.sleep(max(0.0, start + sent * interval - time.monotonic()))
+    async for due in _schedule(start, rate, duration):
+        for _ in range(due):
+            body = event()
+            report = reporter.report(
+                sessions[sent % len(sessions)],
+                body["agent"],
+                body["status"],
+                body["progress"],
+                body["message"],
+                body["data"],
+            )
+            task = asyncio.create_task(report)
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            sent += 1
     results = await asyncio.gather(*pending, return_exceptions=True)
     failed = sum(isinstance(r, BaseException) for r in results)
-    await client.aclose()
-    await pool.disconnect()
+    await reporter.aclose()
     if failed:
         print(f"  {target.name}: {failed} publishes failed", file=sys.stderr)
     return sent - failed
+
+
+# The publisher's clock. Events due within one tick go out in the same loop turn (each
+# stamped with its own time), as agents publishing side by side do, and every target is
+# offered the same schedule; one loop turn per event made the generator's clock, not the
+# server, the limit of the Redis publisher at a few thousand events/s (round 6).
+TICK_S = 0.001
+
+
+async def _schedule(start: float, rate: float, duration: float) -> AsyncIterator[int]:
+    """How many events are due, once per tick, for ``duration`` seconds from ``start``
+    (event ``i`` is due at ``start + i / rate``)."""
+    sent = 0
+    while (now := time.monotonic()) - start < duration:
+        due = int((now - start) * rate) + 1
+        if due > sent:
+            yield due - sent
+            sent = due
+        await asyncio.sleep(max(TICK_S, start + sent / rate - time.monotonic()))
 
 
 def _rss_kib(pid: int) -> int:
@@ -521,6 +550,8 @@ def measure(target: Target, args: argparse.Namespace) -> list[dict[str, Any]]:
         spy = _profile(target, server.pid, args) if args.profile else None
         workers.go.set()
         pids = {"server": [server.pid], "subscribers": [p.pid for p in workers.processes]}
+        if target.prefix or target.kind == "sio":
+            pids["redis"] = []  # its CPU too: the Redis path's share of the machine
         # Collections are counted from the end of the first step's warm-up, as latency is:
         # the warm-up's (a room's first event, the fills) are not the steady state's.
         window_start = time.monotonic() + args.warmup
@@ -846,7 +877,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     )
     header = (
         f"{'target':<17}{'conns':>7}{'rate':>7}{'delivered/s':>13}{'lost':>7}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}  {'CPU % server/subs/pub':>21}"
+        f"{'p99 ms':>9}{'KiB/conn':>10}{'CPU us/dlv':>11}  {'CPU % server/subs/pub/redis':>27}"
     )
     print(header)
     print("-" * len(header))
@@ -855,7 +886,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{row['target']:<17}{row['connections']:>7}{row['rate']:>7g}"
             f"{row['delivered_per_s']:>13.0f}{row['expected'] - row['delivered']:>7}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['rss_per_conn_kib']:>10.1f}"
-            f"{row['cpu_us_per_delivery']:>11.1f}  {_cpu_pcts(row):>21}"
+            f"{row['cpu_us_per_delivery']:>11.1f}  {_cpu_pcts(row):>27}"
         )
     by = {row["target"]: row for row in rows if row["rate"] == args.steps[0][0]}
     print()
@@ -876,10 +907,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 
 def _cpu_pcts(row: dict[str, Any]) -> str:
-    """The server's, the subscriber processes' (all of them) and the publisher's CPU over
-    the step, in % of one core: a role near 100 % per process is what held the rate."""
-    roles = ("server", "subscribers", "publisher")
-    return "/".join(f"{row.get(f'{role}_cpu_pct', float('nan')):.0f}" for role in roles)
+    """The server's, the subscriber processes' (all of them), the publisher's and (when the
+    target uses it) Redis's CPU over the step, in % of one core: a role near 100 % per
+    process is what held the rate; their sum near 200 % is the machine's 2 cores."""
+    roles = ("server", "subscribers", "publisher", "redis")
+    return "/".join(f"{row[f'{role}_cpu_pct']:.0f}" for role in roles if f"{role}_cpu_pct" in row)
 
 
 def _report_gc(rows: list[dict[str, Any]]) -> None:
@@ -926,7 +958,7 @@ def _report_saturation(rows: list[dict[str, Any]]) -> None:
             best[row["target"]] = max(best[row["target"]], row["rate"])
     print(
         "\nsaturation (highest rate with nothing lost and p99 < 200 ms), and the first step "
-        "that failed: CPU % of one core of the server/subscribers/publisher, and the "
+        "that failed: CPU % of one core of the server/subscribers/publisher(/Redis), and the "
         "subscribers' CPU µs per delivery (the load generator's own cost)"
     )
     for name, rate in best.items():
@@ -941,7 +973,7 @@ def _report_saturation(rows: list[dict[str, Any]]) -> None:
                 f"subs {at['subscriber_cpu_us_per_delivery']:.1f} µs/dlv)"
             )
         print(f"  {name:<17}{rate:>8g} events/s  {why}")
-    for ours in ("hub-memory", "hub-redis"):
+    for ours in ("hub-memory", "hub-redis", "hub-redis-direct"):
         for base in ("raw-websockets", "python-socketio"):
             if best.get(ours) is not None and best.get(base):
                 print(f"saturation {ours} / {base}: {best[ours] / best[base]:.2f}x")

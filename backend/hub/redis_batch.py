@@ -1,14 +1,19 @@
 """Calls of one Lua script, pipelined on one connection: sent at once, read in order.
 
-Each call is written to Redis as soon as it is made, on a connection kept for the
-script, without waiting for the replies of the calls before it: Redis runs a
-connection's commands in the order they came and answers in that order, so the replies
-are read back in order and handed to their callers. Calls made while a write is under
-way (a connect) go together in the next write; replies that arrive together are read by
-one caller for all of them. Before (one batch in flight at a time, the next batch waiting
-for its reply and for its own sender's turn on the loop) a publish waited for a whole
-round trip of the one before it, plus the loop's turns around it: the largest share of
-the Redis path's tail under fan-out (docs/benchmarks.md, "The Redis tail").
+Each call is written to Redis on a connection kept for the script, without waiting for
+the replies of the calls before it: Redis runs a connection's commands in the order they
+came and answers in that order, so the replies are read back in order and handed to
+their callers. A call on an idle pipeline is written at once; while replies are on their
+way (calls coming fast: agents publishing side by side) a call waits for the end of the
+loop turn it was made in, so the calls made in that turn go in one write. Calls made
+while a write is under way (a connect) go together in the next one. Writes are packed by
+hiredis; replies that arrive together are read by one caller for all of them (a write
+per call cost the publisher a syscall and Redis a wake-up each: docs/benchmarks.md,
+round 6). Before (one batch in
+flight at a time, the next batch waiting for its reply and for its own sender's turn on
+the loop) a publish waited for a whole round trip of the one before it, plus the loop's
+turns around it: the largest share of the Redis path's tail under fan-out
+(docs/benchmarks.md, "The Redis tail").
 
 No task of its own: whichever caller finds a write (or a read) to do and nobody doing it
 does it, so publish-only users (``pipeline_agent``) need no start or close. The script
@@ -31,10 +36,11 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis.asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 _Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 
@@ -81,13 +87,22 @@ class ScriptBatches:
 
     async def _write_queued(self) -> None:
         self._writing = True
+        if self._unread:
+            # Replies are on their way, so calls are coming fast: the rest of this loop
+            # turn first, and the calls made in it go in this write. A call on an idle
+            # pipeline (the service's publishes) is written at once, as before.
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:  # nothing taken: another caller writes
+                self._writing = False
+                self._notify()
+                raise
         batch, self._queued = [call for call in self._queued if not call[2].done()], []
         try:
             if not batch:
                 return
             conn = await self._connection()
-            commands = [("EVAL", self._script, len(keys), *keys, *args) for keys, args, _ in batch]
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            await conn.send_packed_command(self._packed(batch), check_health=False)
             if conn is not self._conn:  # a failed read let the connection go meanwhile
                 raise RedisConnectionError("the connection failed while the calls were sent")
             self._unread.extend(batch)
@@ -99,11 +114,24 @@ class ScriptBatches:
             await self._broken(self._conn, lost)
             raise
         except Exception as exc:  # not written, or not all: whether they ran is unknown
+            # A connection a failed read let go while this write waited its turn raises
+            # redis-py's own AttributeError: to the callers it is the connection's failure.
+            if not isinstance(exc, RedisError | OSError):
+                exc = RedisConnectionError(f"the write failed: {exc!r}")
             _fail(batch, exc)
             await self._broken(self._conn, exc)
         finally:
             self._writing = False
             self._notify()
+
+    def _packed(self, batch: list[_Call]) -> bytes:
+        """The batch's EVALs as one buffer: hiredis's packer (C), where redis-py's (Python,
+        ~10 µs for a call's 15 arguments) was a fifth of a publisher's CPU."""
+        script = self._script
+        return b"".join(
+            hiredis.pack_command(("EVAL", script, len(keys), *keys, *args))
+            for keys, args, _ in batch
+        )
 
     async def _connection(self) -> AbstractConnection:
         conn = self._conn
