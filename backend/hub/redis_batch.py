@@ -40,7 +40,7 @@ import hiredis
 import redis.asyncio as redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 _Call = tuple[Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 
@@ -114,9 +114,10 @@ class ScriptBatches:
             await self._broken(self._conn, lost)
             raise
         except Exception as exc:  # not written, or not all: whether they ran is unknown
-            # A connection a failed read let go while this write waited its turn raises
-            # redis-py's own AttributeError: to the callers it is the connection's failure.
-            if not isinstance(exc, RedisError | OSError):
+            # A connection a failed read let go while this write awaited its connect or
+            # drain has no writer left: redis-py raises AttributeError on it. To the
+            # callers that is the connection's failure (a 503, retried), not a bug's 500.
+            if isinstance(exc, AttributeError):
                 exc = RedisConnectionError(f"the write failed: {exc!r}")
             _fail(batch, exc)
             await self._broken(self._conn, exc)
