@@ -379,7 +379,10 @@ async def test_redis_fault(fleet: Fleet, fault: str) -> None:
     )
     assert took < READY_WITHIN_S, f"readiness {took:.1f}s after Redis answered"
     assert agent.failures == [], "publishing answers 202 or 503, nothing else"
-    assert len(agent.accepted) > 20
+    # the agent goes on publishing once the fleet is ready again (a count would measure the
+    # machine's speed: one run under a saturation benchmark managed 20 in the window)
+    ready_at = answered + took
+    assert any(a.at > ready_at for a in agent.accepted), "no publish accepted after the recovery"
     _check_statuses(prober.statuses, fault)
     if fault in AWAY:
         assert agent.refused or any(s == 503 for _, s in prober.statuses), "503 while away"
