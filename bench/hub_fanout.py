@@ -1095,7 +1095,8 @@ def rounds(args: argparse.Namespace) -> list[dict[str, Any]]:
     for index in range(args.repeat):
         chosen = hub_rounds.rotated(targets(args.targets.split(",")), index)
         order = ", ".join(target.name for target in chosen)
-        print(f"\n== round {index + 1} of {args.repeat}: {order}", flush=True)
+        at = time.strftime("%H:%M:%S UTC", time.gmtime())
+        print(f"\n== round {index + 1} of {args.repeat} ({at}): {order}", flush=True)
         ran = [row for target in chosen for row in measure(target, args)]
         for row in ran:
             row["round"] = index + 1
