@@ -3,6 +3,7 @@
     uv run python -m bench.hub_fanout                      # 100 sessions x 50 subscribers
     uv run python -m bench.hub_fanout --sessions 20 --subscribers 50 --rate 200
     uv run python -m bench.hub_fanout --quick              # smoke run
+    uv run python -m bench.hub_fanout --repeat 5 --targets hub-memory,hub-redis,python-socketio
 
 One invocation measures, with the same subscriber processes and the same publisher rate:
 (a) the service with the in-memory bus, (b) the service with Redis, (c) a minimal raw
@@ -42,7 +43,7 @@ from typing import Any
 import uvloop
 
 from backend.app.ws_protocol import WS_PROTOCOL
-from bench import fanout_subscriber, gc_probe, hub_stages, ws_reader
+from bench import fanout_subscriber, gc_probe, hub_rounds, hub_stages, ws_reader
 from bench.ws_reader import WebSocketClient
 
 Pause = gc_probe.Pause
@@ -1014,6 +1015,14 @@ def main(argv: list[str] | None = None) -> None:
         help="the server under test on CPU 0 and the load generator (subscribers and "
         "publisher) on CPU 1, so that a saturation step measures the server",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="latency mode: N rounds, each target once a round in an order rotated by the "
+        "round, then the medians of each target's p50/p99 and the p99 targets on them",
+    )
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.add_argument(
         "--client-gc",
@@ -1043,6 +1052,8 @@ def main(argv: list[str] | None = None) -> None:
         "`uv run --with py-spy`); collapsed stacks go to PREFIX-<target>.txt",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.repeat > 1 and (args.saturation or args.storm or args.idle)):
+        parser.error("--repeat N (N >= 1) is for the latency mode, without --saturation")
     if args.quick:
         args.sessions, args.subscribers, args.rate, args.duration = 2, 5, 20.0, 2.0
         args.warmup = 0.5
@@ -1064,12 +1075,34 @@ def main(argv: list[str] | None = None) -> None:
         idles = [idle(t, args) for t in chosen]
         _report_idle(idles)
         out["idle"] = idles
+    elif args.repeat > 1:
+        out["rows"] = rounds(args)
+        out["summary"] = hub_rounds.summary(out["rows"])
+        hub_rounds.report(out["summary"])
     else:
         rows = [row for target in chosen for row in measure(target, args)]
         report(rows, args)
         out["rows"] = rows
     if args.json:
-        print(json.dumps(out.get("rows", out)))
+        print(json.dumps(out if args.repeat > 1 else out.get("rows", out)))
+
+
+def rounds(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``args.repeat`` rounds of every target, each round's rows printed as one run's and
+    tagged with the round (from 1). Target i runs at position (i + r) mod n of round r, on
+    a fresh port and Redis prefix."""
+    rows: list[dict[str, Any]] = []
+    for index in range(args.repeat):
+        chosen = hub_rounds.rotated(targets(args.targets.split(",")), index)
+        order = ", ".join(target.name for target in chosen)
+        at = time.strftime("%H:%M:%S UTC", time.gmtime())
+        print(f"\n== round {index + 1} of {args.repeat} ({at}): {order}", flush=True)
+        ran = [row for target in chosen for row in measure(target, args)]
+        for row in ran:
+            row["round"] = index + 1
+        report(ran, args)
+        rows += ran
+    return rows
 
 
 def _report_storm(rows: list[dict[str, Any]]) -> None:

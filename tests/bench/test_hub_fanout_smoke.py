@@ -57,3 +57,32 @@ def test_quick_reconnect_storm_catches_every_client_up() -> None:
         assert row["failures"] == {}, row["target"]
         assert row["clients"] == row["caught_up"] == 20, row
     assert "reconnect storm" in stdout
+
+
+@pytest.mark.slow
+def test_quick_repeat_summarises_every_round_of_every_target() -> None:
+    out, stdout = _bench("--repeat", "2", "--targets", "hub-memory,hub-redis,python-socketio")
+    names = ["hub-memory", "hub-redis", "python-socketio"]
+    # Round 2 runs the same targets in an order rotated by one: the last one first.
+    assert [(row["round"], row["target"]) for row in out["rows"]] == [
+        *((1, name) for name in names),
+        *((2, name) for name in ["python-socketio", "hub-memory", "hub-redis"]),
+    ]
+    for row in out["rows"]:
+        assert row["delivered"] == row["expected"] > 0, row
+    summary = out["summary"]
+    assert summary["rounds"] == 2
+    assert list(summary["targets"]) == names
+    for name, figures in summary["targets"].items():
+        assert figures["rounds"] == [1, 2], name
+        assert len(figures["p99_ms"]) == 2, name
+        assert figures["p99_ms_min"] <= figures["p99_ms_median"] <= figures["p99_ms_max"], name
+        assert figures["lost"] == 0, name
+    assert [(r["base"], r["limit"], r["rounds_compared"]) for r in summary["ratios"]] == [
+        ("hub-memory", 1.5, 2),
+        ("python-socketio", 1.0, 2),
+    ]
+    assert "over 2 rounds" in stdout
+    assert "p99 hub-redis / hub-memory (target <= 1.5x)" in stdout
+    assert "p99 hub-redis / python-socketio (target <= 1x)" in stdout
+    assert stdout.count("== round ") == 2
