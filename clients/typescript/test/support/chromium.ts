@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WebSocket } from "ws";
@@ -43,7 +43,8 @@ export class Chromium {
         `--user-data-dir=${this.profile}`,
         url,
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      // its own process group: close() waits for every Chromium process, not only this one
+      { stdio: ["ignore", "pipe", "pipe"], detached: true },
     );
     this.process = child;
     const keep = (chunk: Buffer): void => {
@@ -113,16 +114,49 @@ export class Chromium {
     return this.output.join("").slice(-3000);
   }
 
+  /**
+   * Ends Chromium and every process it started, then removes its profile. The browser
+   * process exits before its helpers (renderer, network, crashpad), which may still write
+   * into the profile: removing it then failed once with ENOTEMPTY.
+   */
   async close(): Promise<void> {
     this.socket?.close();
     const child = this.process;
-    if (child !== null && child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
+    if (child !== null && child.pid !== undefined) {
+      const group = child.pid;
+      signalGroup(group, "SIGTERM");
+      const deadline = Date.now() + 10_000;
+      while (await groupAlive(group)) {
+        if (Date.now() > deadline) signalGroup(group, "SIGKILL");
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
     if (this.profile) await rm(this.profile, { recursive: true, force: true });
   }
+}
+
+function signalGroup(group: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-group, signal);
+  } catch {
+    // the group has gone already
+  }
+}
+
+/** Whether a live (not zombie) process of the group is left, from /proc: an orphaned
+ * helper's zombie is reaped by whoever PID 1 is, which in a container may never happen. */
+async function groupAlive(group: number): Promise<boolean> {
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(pgrp) === group && state !== "Z" && state !== "X") return true;
+  }
+  return false;
 }
