@@ -9,11 +9,10 @@ loop turn it was made in, so the calls made in that turn go in one write. Calls 
 while a write is under way (a connect) go together in the next one. Writes are packed by
 hiredis; replies that arrive together are read by one caller for all of them (a write
 per call cost the publisher a syscall and Redis a wake-up each: docs/benchmarks.md,
-round 6). Before (one batch in
-flight at a time, the next batch waiting for its reply and for its own sender's turn on
-the loop) a publish waited for a whole round trip of the one before it, plus the loop's
-turns around it: the largest share of the Redis path's tail under fan-out
-(docs/benchmarks.md, "The Redis tail").
+round 6). Before (one batch in flight at a time, the next batch waiting for its reply
+and for its own sender's turn on the loop) a publish waited for a whole round trip of
+the one before it, plus the loop's turns around it: the largest share of the Redis
+path's tail under fan-out (docs/benchmarks.md, "The Redis tail").
 
 No task of its own: whichever caller finds a write (or a read) to do and nobody doing it
 does it, so publish-only users (``pipeline_agent``) need no start or close. The script
