@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,7 @@ from backend.app.state import open_app_state
 from backend.core.logs import configure_logging
 from backend.core.metrics import Metrics
 from backend.core.settings import SettingsError
+from backend.core.stack_dump import dump_on_signal
 from backend.pipeline.settings import PipelineSettings, load_pipeline_settings
 from interview_service.service import InterviewService
 
@@ -52,9 +54,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, object]]:
-        async with open_app_state(settings, metrics, pipeline_settings) as services:
-            with drain_on_sigterm(services.interviews, settings.interview_drain_s):
-                yield {"services": services}
+        with dump_on_signal():  # kill -USR1: the stacks, up to the last close
+            async with open_app_state(settings, metrics, pipeline_settings) as services:
+                with drain_on_sigterm(services.interviews, settings.interview_drain_s):
+                    yield {"services": services}
 
     app = ServiceApp(
         title="Pipeline backend",
@@ -140,7 +143,8 @@ def drain_on_sigterm(interviews: InterviewService, grace_s: float) -> Iterator[N
             server_handler(signum, frame)
             return
         signalled.append(signum)
-        loop.call_soon_threadsafe(begin, signum)
+        # A context of its own: not the one of the request the signal interrupted.
+        loop.call_soon_threadsafe(begin, signum, context=contextvars.Context())
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:

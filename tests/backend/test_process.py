@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import httpx
@@ -52,3 +53,27 @@ def test_bare_uvicorn_stops_on_sigterm_as_systemd_expects() -> None:
     service.terminate()
     assert service.wait(timeout_s=10) in (0, -15)
     assert "services_closing" in service.logs()
+
+
+def test_sigusr1_writes_the_threads_and_the_pending_tasks_to_the_log() -> None:
+    """What an operator runs on a process that will not stop: ``kill -USR1 <pid>``."""
+    service = ServiceProcess({"LOG_FORMAT": "json"})
+    service.start()
+    try:
+        assert service.process is not None
+        service.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while '"tasks_dump"' not in service.logs():
+            assert time.monotonic() < deadline, service.logs()[-3000:]
+            time.sleep(0.1)
+        # still serving: the dump changed nothing
+        assert httpx.get(f"{service.base_url}/health").status_code == 200
+    finally:
+        service.stop()
+    logs = service.logs()
+    assert "Current thread" in logs  # faulthandler: every thread's stack, main one marked
+    dump = next(json.loads(line) for line in logs.splitlines() if '"tasks_dump"' in line)
+    assert dump["count"] == len(dump["tasks"]) > 0
+    # uvicorn's main task is among them, followed down its awaits to its main loop's sleep
+    serving = next(t for t in dump["tasks"] if t["coro"] == "Server.serve")
+    assert any(line.endswith(" main_loop") for line in serving["at"]), serving

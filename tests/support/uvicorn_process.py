@@ -73,7 +73,8 @@ class ServiceProcess:
         )  # fmt: skip
 
     def start(self, timeout_s: float = 30.0) -> None:
-        with self.log_path.open("w") as log:
+        mode = "a" if self.process is not None else "w"  # a revived process adds to its log
+        with self.log_path.open(mode) as log:
             self.process = self._spawn(log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -97,8 +98,17 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGTERM)
 
     def wait(self, timeout_s: float) -> int:
+        """The exit code; fails with the process's last log lines when it does not exit."""
         assert self.process is not None
-        return self.process.wait(timeout=timeout_s)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # its threads' and tasks' stacks
+            time.sleep(1.0)
+            tail = "\n".join(self.logs().splitlines()[-80:])
+            raise AssertionError(
+                f"still running after {timeout_s} s; its log ends:\n{tail}"
+            ) from None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
