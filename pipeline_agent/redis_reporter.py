@@ -82,6 +82,7 @@ class RedisReporter:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
+        await self._bus.close()
         await self._client.aclose()
 
     async def __aenter__(self) -> RedisReporter:

@@ -14,10 +14,14 @@ and for its own sender's turn on the loop) a publish waited for a whole round tr
 the one before it, plus the loop's turns around it: the largest share of the Redis
 path's tail under fan-out (docs/benchmarks.md, "The Redis tail").
 
-No task of its own: whichever caller finds a write (or a read) to do and nobody doing it
-does it, so publish-only users (``pipeline_agent``) need no start or close. The script
-goes as EVAL (Redis keeps it compiled by its hash): a Redis that lost its scripts (a
-restart, SCRIPT FLUSH) answers it as before, and no call is ever sent twice.
+No task of its own: a caller that finds the write (or the read) free does it for every
+call, and the others just wait for their reply (waking each of them whenever a role
+came free cost a publisher two ``asyncio.wait`` per call, a quarter of its CPU). A
+caller that leaves a role with work in it (its own reply is in, or it was cancelled)
+hands the rest to a short-lived task, so publish-only users (``pipeline_agent``) need no
+start; ``close`` stops such a task. The script goes as EVAL (Redis keeps it compiled by
+its hash): a Redis that lost its scripts (a restart, SCRIPT FLUSH) answers it as before,
+and no call is ever sent twice.
 
 Not a transaction: each script still runs atomically on its own, in the order the calls
 came, so events keep the order their publishers made them in. A reply that is an error
@@ -30,9 +34,8 @@ never runs.
 from __future__ import annotations
 
 import asyncio
-from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import hiredis
@@ -53,53 +56,66 @@ class ScriptBatches:
         self._unread: deque[_Call] = deque()  # written on ``_conn``, reply not read yet
         self._writing = False
         self._reading = False
-        self._changed: asyncio.Future[None] | None = None  # done when a role is free
+        self._helpers: set[asyncio.Task[None]] = set()  # a role's work its caller left
 
     async def call(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """The script's reply for ``keys`` and ``args``."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((keys, args, future))
         try:
-            while not future.done():
-                if self._queued and not self._writing:
-                    await self._write_queued()
-                elif self._unread and not self._reading and self._conn is not None:
-                    await self._read_replies(future)
-                else:  # another caller writes or reads: wait for our reply, or a turn
-                    await asyncio.wait((future, self._change()), return_when=FIRST_COMPLETED)
+            if not self._writing:
+                await self._write_queued()
+            if not future.done() and not self._reading and self._unread:
+                await self._read_replies(future)
+            # Whoever holds a role now finishes it for every call, ours too: nothing to
+            # do but wait (no wake-up for callers that get no role).
+            return await future
         except asyncio.CancelledError:
             # Not written yet: now it never will be (written: its reply is read and dropped).
-            if not future.cancel():
+            if not future.cancel() and not future.cancelled():
                 future.exception()  # failed with its connection: read, the caller is gone
             raise
-        return future.result()
 
-    def _change(self) -> asyncio.Future[None]:
-        if self._changed is None:
-            self._changed = asyncio.get_running_loop().create_future()
-        return self._changed
+    async def close(self) -> None:
+        """Stop the helpers a cancelled or finished caller left (calls not answered yet
+        fail with the connection when its client closes)."""
+        for task in list(self._helpers):
+            task.cancel()
+        await asyncio.gather(*self._helpers, return_exceptions=True)
 
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, None
-        if changed is not None and not changed.done():
-            changed.set_result(None)
+    def _hand_on(self) -> None:
+        """A caller leaves a role with work left in it (its own reply is in, or it was
+        cancelled): a task of its own takes the role over."""
+        if self._queued and not self._writing:
+            self._spawn(self._write_queued())
+        if self._unread and not self._reading and self._conn is not None:
+            self._spawn(self._read_replies(None))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
 
     async def _write_queued(self) -> None:
+        if self._writing:  # a helper spawned while a caller took the role meanwhile
+            return
         self._writing = True
-        if self._unread:
-            # Replies are on their way, so calls are coming fast: the rest of this loop
-            # turn first, and the calls made in it go in this write. A call on an idle
-            # pipeline (the service's publishes) is written at once, as before.
-            try:
-                await asyncio.sleep(0)
-            except asyncio.CancelledError:  # nothing taken: another caller writes
-                self._writing = False
-                self._notify()
-                raise
-        batch, self._queued = [call for call in self._queued if not call[2].done()], []
         try:
-            if not batch:
-                return
+            if self._unread:
+                # Replies are on their way, so calls are coming fast: the rest of this
+                # loop turn first, and the calls made in it go in this write. A call on an
+                # idle pipeline (the service's publishes) is written at once, as before.
+                await asyncio.sleep(0)
+            while self._queued:  # calls made while a write awaited go in the next one
+                batch, self._queued = [c for c in self._queued if not c[2].done()], []
+                if batch:
+                    await self._write(batch)
+        finally:
+            self._writing = False
+            self._hand_on()
+
+    async def _write(self, batch: list[_Call]) -> None:
+        try:
             conn = await self._connection()
             await conn.send_packed_command(self._packed(batch), check_health=False)
             if conn is not self._conn:  # a failed read let the connection go meanwhile
@@ -120,9 +136,6 @@ class ScriptBatches:
                 exc = RedisConnectionError(f"the write failed: {exc!r}")
             _fail(batch, exc)
             await self._broken(self._conn, exc)
-        finally:
-            self._writing = False
-            self._notify()
 
     def _packed(self, batch: list[_Call]) -> bytes:
         """The batch's EVALs as one buffer: hiredis's packer (C), where redis-py's (Python,
@@ -143,12 +156,17 @@ class ScriptBatches:
             conn = self._conn = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         return conn
 
-    async def _read_replies(self, mine: asyncio.Future[Any]) -> None:
-        """Read replies in order until ours is in (or nothing written is left unread)."""
+    async def _read_replies(self, mine: asyncio.Future[Any] | None) -> None:
+        """Read replies in order until ours is in (``mine``; None: until nothing written
+        is left unread)."""
+        if self._reading:  # a helper spawned while a caller took the role meanwhile
+            return
         self._reading = True
         conn = self._conn
         try:
-            while self._unread and not mine.done() and conn is self._conn and conn is not None:
+            while self._unread and conn is self._conn and conn is not None:
+                if mine is not None and mine.done():
+                    break
                 try:
                     reply = await conn.read_response(disconnect_on_error=False)
                 except ResponseError as exc:  # the script's own error: only its caller's
@@ -164,7 +182,7 @@ class ScriptBatches:
             await self._broken(conn, exc)
         finally:
             self._reading = False
-            self._notify()
+            self._hand_on()
 
     async def _broken(self, conn: AbstractConnection | None, exc: BaseException) -> None:
         """Fail what was written on ``conn`` and not answered, and let it go."""

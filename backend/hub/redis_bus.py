@@ -122,6 +122,7 @@ class RedisBus:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._publishes.close()
         self._sink = None
 
     async def ping(self) -> None:

@@ -205,3 +205,27 @@ async def test_a_publisher_cancelled_while_reading_replies_shifts_no_one_elses(
         assert [(await task).seq for task in others] == [3, 4]
         assert (await bus.publish("s1", _event(4))).seq == 5
         assert await _messages(bus, "s1") == ["0", "1", "2", "3", "4"]
+
+
+async def test_a_publisher_cancelled_before_its_write_leaves_the_others_written(
+    private_redis: RedisServer,
+) -> None:
+    """Replies on their way, a caller takes the write and waits for the end of the loop
+    turn; cancelled there, its own event never runs and the calls queued behind it still
+    go (a helper takes the write over): none of their callers waits forever."""
+    async with _gated_bus(private_redis) as (gate, bus, last_seq):
+        await bus.publish("s1", _event(0))
+        gate.open.clear()
+        in_flight = asyncio.create_task(bus.publish("s1", _event(1)))
+        assert await _until(lambda: last_seq() == 2)
+        writer = asyncio.create_task(bus.publish("s1", _event(2)))
+        behind = asyncio.create_task(bus.publish("s1", _event(3)))
+        await asyncio.sleep(0)  # the writer waits out the turn; the other is queued
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        assert await _until(lambda: last_seq() == 3)  # written, reply still held
+        gate.open.set()
+        assert [(await in_flight).seq, (await behind).seq] == [2, 3]
+        assert writer.cancelled()
+        assert await _messages(bus, "s1") == ["0", "1", "3"]
