@@ -244,22 +244,60 @@ async def test_write_now_writes_the_shared_frame_in_order_with_batches() -> None
     await first.send({"type": SEND_TEXTS, "texts": TEXTS[:2]})
     assert _write_now(first)(TEXTS[2]) is True
     assert _write_now(second)(TEXTS[2]) is True
+    # the batch writes what write_now held before it: the order on the wire is the calls'
     await first.send({"type": SEND_TEXTS, "texts": TEXTS[3:]})
+    await asyncio.sleep(0)  # the turn ends: second's held frame goes too
     assert first.transport.writes[-2] is second.transport.writes[-1]  # encoded once
     assert [f.data.decode() for f in first.received()] == TEXTS
+    assert [f.data.decode() for f in second.received()] == TEXTS[2:3]
     await first.finish()
     await second.finish()
+
+
+async def test_write_now_in_one_turn_is_one_write_when_the_turn_ends() -> None:
+    sock = await Socket(FramesProtocol).open()
+    before = len(sock.transport.writes)
+    texts = [f'{{"seq":{i}}}' for i in range(5)]
+    assert all(_write_now(sock)(text) for text in texts)
+    assert len(sock.transport.writes) == before, "held until the loop's turn ends"
+    await asyncio.sleep(0)
+    assert len(sock.transport.writes) == before + 1, "then all of them in one write"
+    assert [f.data.decode() for f in sock.received()] == texts
+    # a frame alone is written as the shared bytes, not a copy
+    assert _write_now(sock)(texts[0]) is True
+    await asyncio.sleep(0)
+    assert sock.transport.writes[-1] is FramesProtocol.frame_cache.frame(texts[0])
+    await sock.finish()
+
+
+async def test_held_frames_go_before_a_close_and_not_after_a_lost_connection() -> None:
+    closing = await Socket(FramesProtocol).open()
+    assert _write_now(closing)(TEXTS[0]) is True
+    await closing.send({"type": "websocket.close", "code": 4008, "reason": "too slow"})
+    frames = closing.received()
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]
+    await closing.finish()
+
+    lost = await Socket(FramesProtocol).open()
+    assert _write_now(lost)(TEXTS[0]) is True
+    lost.server.connection_lost(None)
+    await asyncio.sleep(0)
+    assert lost.written == b"", "dropped: the socket is gone"
 
 
 async def test_write_now_refuses_while_the_transport_is_paused() -> None:
     sock = await Socket(FramesProtocol, high=WRITE_CHUNK_BYTES).open()
     big = f'{{"data":"{"z" * (WRITE_CHUNK_BYTES + 10)}"}}'
-    assert _write_now(sock)(big) is True  # room before it: one frame past the mark
+    # room before it: one frame past the mark, written at once (past WRITE_CHUNK_BYTES
+    # held, nothing waits for the turn's end), so flow control sees it
+    assert _write_now(sock)(big) is True
     written = len(sock.written)
+    assert written > WRITE_CHUNK_BYTES
     assert _write_now(sock)(TEXTS[0]) is False, "paused: the caller queues it"
     assert len(sock.written) == written, "nothing written past the mark"
     sock.transport.drain()
     assert _write_now(sock)(TEXTS[0]) is True
+    await asyncio.sleep(0)
     assert [f.data.decode() for f in sock.received()] == [big, TEXTS[0]]
     await sock.finish()
 
