@@ -44,6 +44,7 @@ Run the service with ``--ws backend.app.ws_protocol:FramesProtocol`` (:data:`WS_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -242,7 +243,7 @@ def _release_all(held: list[TurnWrites]) -> None:
     if _turn.held is held:
         _turn.held = None
     for writes in held:
-        try:
+        # release lets go of the frames before it writes: a dead socket's error leaves
+        # nothing held, and must not keep the rest waiting
+        with contextlib.suppress(Exception):
             writes.release()
-        except Exception:
-            writes.drop()

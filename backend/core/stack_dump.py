@@ -36,11 +36,12 @@ def pending_tasks() -> list[dict[str, object]]:
     frames of the chain of awaits it is suspended in, and what that chain waits on."""
     out: list[dict[str, object]] = []
     for task in asyncio.all_tasks():
-        frames, waiting_on = _awaits(task.get_coro())
+        coro = task.get_coro()
+        frames, waiting_on = _awaits(coro)
         out.append(
             {
                 "task": task.get_name(),
-                "coro": getattr(task.get_coro(), "__qualname__", "?"),
+                "coro": getattr(coro, "__qualname__", "?"),
                 "at": [
                     f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
                     for frame in frames[-FRAMES_PER_TASK:]
